@@ -1,0 +1,129 @@
+/*
+ * storage.h — where the repository's objects live: a small table of
+ * functions that every backend implements, and nothing above this module
+ * knows which backend it talks to.
+ *
+ * Objects are named by keys relative to the repository root, made of
+ * [a-z0-9/_.-] only ("config", "keys/<hex>", "packs/ab/<hex>", ...).
+ * Objects are immutable: put never overwrites.
+ *
+ * Contract of each callback (all return 0 or a negative cairn_code, and fill
+ * `err` with a message naming the key on failure):
+ *   put    stores `len` bytes under `key` atomically and durably: after 0 is
+ *          returned the whole object survives a crash or power loss; on any
+ *          failure, no object (and no partial temp file) is visible under
+ *          `key`.  If `key` exists already: CAIRN_EEXIST, and the existing
+ *          object is left untouched.  Full disk: CAIRN_ENOSPC.
+ *   get    reads `len` bytes at `off` (len == STORAGE_WHOLE: from off to the
+ *          end) into `out` (replacing its contents).  CAIRN_ENOTFOUND if the
+ *          key does not exist; CAIRN_ECORRUPT if the object is shorter than
+ *          off + len (a truncated object).
+ *   list   calls `cb` once per key that starts with `prefix`, in no
+ *          particular order, with the object's size.  A non-zero return
+ *          from cb stops the listing and is returned.  Temporary files of
+ *          unfinished puts are never listed.
+ *   del    removes `key`; CAIRN_ENOTFOUND if missing.  Durable on return.
+ *   stat   sets *size; CAIRN_ENOTFOUND if missing.
+ *   close  frees the backend (NULL-safe through storage_close).
+ *
+ * Thread safety: a backend handle may be used from several threads at once
+ * (backends keep no per-call state in the handle).
+ */
+#ifndef CAIRN_STORAGE_H
+#define CAIRN_STORAGE_H
+
+#include <stdint.h>
+
+#include "repo/buf.h"
+#include "repo/error.h"
+
+#define STORAGE_WHOLE UINT64_MAX
+
+typedef int (*storage_list_cb)(void *arg, const char *key, uint64_t size);
+
+struct storage;
+
+struct storage_ops {
+	const char *name; /* "local", "mem", "fault", "s3" */
+	int (*put)(struct storage *s, const char *key, const void *data,
+		   size_t len, struct cairn_err *err);
+	int (*get)(struct storage *s, const char *key, uint64_t off,
+		   uint64_t len, struct buf *out, struct cairn_err *err);
+	int (*list)(struct storage *s, const char *prefix, storage_list_cb cb,
+		    void *arg, struct cairn_err *err);
+	int (*del)(struct storage *s, const char *key, struct cairn_err *err);
+	int (*stat)(struct storage *s, const char *key, uint64_t *size,
+		    struct cairn_err *err);
+	void (*close)(struct storage *s);
+};
+
+struct storage {
+	const struct storage_ops *ops;
+	char *url; /* for messages: the location as the user gave it */
+};
+
+static inline int storage_put(struct storage *s, const char *key,
+			      const void *data, size_t len, struct cairn_err *err)
+{
+	return s->ops->put(s, key, data, len, err);
+}
+static inline int storage_get(struct storage *s, const char *key, uint64_t off,
+			      uint64_t len, struct buf *out, struct cairn_err *err)
+{
+	return s->ops->get(s, key, off, len, out, err);
+}
+static inline int storage_list(struct storage *s, const char *prefix,
+			       storage_list_cb cb, void *arg,
+			       struct cairn_err *err)
+{
+	return s->ops->list(s, prefix, cb, arg, err);
+}
+static inline int storage_del(struct storage *s, const char *key,
+			      struct cairn_err *err)
+{
+	return s->ops->del(s, key, err);
+}
+static inline int storage_stat(struct storage *s, const char *key,
+			       uint64_t *size, struct cairn_err *err)
+{
+	return s->ops->stat(s, key, size, err);
+}
+static inline void storage_close(struct storage *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+/* Opens a repository location.  "/path", "file:///path" or a relative path:
+ * the local backend (the folder need not exist yet: `create` makes it, else
+ * CAIRN_ENOREPO when it is missing).  Other schemes: CAIRN_EUSAGE naming
+ * the scheme.  On success *out is owned by the caller (storage_close). */
+int storage_open(struct storage **out, const char *url, int create,
+		 struct cairn_err *err);
+
+/* The local filesystem backend rooted at `root` (see storage_local.c for the
+ * durability protocol).  `create` makes the root folder if missing. */
+int storage_local_open(struct storage **out, const char *root, int create,
+		       struct cairn_err *err);
+
+/* An in-memory backend, for tests. */
+int storage_mem_open(struct storage **out, struct cairn_err *err);
+
+/* A fault-injecting wrapper for tests: the `fail_at`-th call (1-based,
+ * counting the kinds of calls selected by `ops_mask`) and, when `sticky`,
+ * every later one, fail with `code` without reaching `inner`.  A failed put
+ * leaves nothing behind.  The wrapper owns `inner`. */
+enum storage_fault_ops {
+	FAULT_PUT = 1,
+	FAULT_GET = 2,
+	FAULT_LIST = 4,
+	FAULT_DEL = 8,
+	FAULT_STAT = 16,
+};
+int storage_fault_open(struct storage **out, struct storage *inner,
+		       unsigned ops_mask, uint64_t fail_at, int sticky,
+		       int code, struct cairn_err *err);
+/* How many selected calls the wrapper has seen so far. */
+uint64_t storage_fault_calls(struct storage *s);
+
+#endif
