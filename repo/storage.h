@@ -94,6 +94,17 @@ static inline void storage_close(struct storage *s)
 		s->ops->close(s);
 }
 
+/* Longest key (or list prefix) that any backend accepts. */
+#define STORAGE_KEY_MAX 1024
+
+/* Checks that `key` is a valid object key: 1..STORAGE_KEY_MAX characters
+ * of [a-z0-9/_.-], no leading or trailing '/', no empty segment, no "..",
+ * and no segment starting with '.' (names like ".tmp-*" belong to the
+ * backends).  With `is_prefix` set it checks a list prefix instead, which
+ * may also be empty or end with '/'.  0 or CAIRN_EUSAGE (an invalid key is
+ * a bug in the caller).  Every backend applies it to every key. */
+int storage_key_check(const char *key, int is_prefix, struct cairn_err *err);
+
 /* Opens a repository location.  "/path", "file:///path" or a relative path:
  * the local backend (the folder need not exist yet: `create` makes it, else
  * CAIRN_ENOREPO when it is missing).  Other schemes: CAIRN_EUSAGE naming
@@ -112,7 +123,9 @@ int storage_mem_open(struct storage **out, struct cairn_err *err);
 /* A fault-injecting wrapper for tests: the `fail_at`-th call (1-based,
  * counting the kinds of calls selected by `ops_mask`) and, when `sticky`,
  * every later one, fail with `code` without reaching `inner`.  A failed put
- * leaves nothing behind.  The wrapper owns `inner`. */
+ * leaves nothing behind.  `fail_at` == 0 never fails (it only counts).
+ * The wrapper owns `inner`, also when storage_fault_open fails (it is closed
+ * then). */
 enum storage_fault_ops {
 	FAULT_PUT = 1,
 	FAULT_GET = 2,

@@ -1,0 +1,127 @@
+/*
+ * storage.c — what every backend shares: the key rules and the choice of a
+ * backend from a repository location.
+ *
+ * Locations: "/abs/path", "relative/path" and "file:///abs/path" go to the
+ * local backend; "s3://bucket/prefix" is reserved for the S3 backend (not
+ * written yet: its branch below is where it plugs in); any other
+ * "scheme://" is a usage error naming the scheme.  No percent-decoding is
+ * done on file:// URLs: the part after "file://" is the path as written.
+ */
+#include "repo/storage.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int key_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '/' ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+int storage_key_check(const char *key, int is_prefix, struct cairn_err *err)
+{
+	const char *what = is_prefix ? "prefix" : "key";
+	if (!key)
+		return cairn_err_set(err, CAIRN_EUSAGE, "storage %s is NULL", what);
+	size_t n = strlen(key);
+	if (n == 0 && !is_prefix)
+		return cairn_err_set(err, CAIRN_EUSAGE, "storage key is empty");
+	if (n > STORAGE_KEY_MAX)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "storage %s is too long (%zu bytes, at most %d)",
+				     what, n, STORAGE_KEY_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!key_char_ok(key[i]))
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "invalid storage %s \"%s\": character %zu "
+					     "is not one of [a-z0-9/_.-]",
+					     what, key, i + 1);
+	}
+	if (strstr(key, ".."))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "invalid storage %s \"%s\": contains \"..\"", what, key);
+	/* Segment by segment: none empty (so no leading '/', no "//"), none
+	 * starting with '.', and for a key no trailing '/'. */
+	const char *seg = key;
+	for (;;) {
+		const char *slash = strchr(seg, '/');
+		size_t len = slash ? (size_t)(slash - seg) : strlen(seg);
+		int last = slash == NULL;
+		if (len == 0 && !(is_prefix && last))
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "invalid storage %s \"%s\": empty segment "
+					     "(leading, trailing or double '/')",
+					     what, key);
+		if (len > 0 && seg[0] == '.')
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "invalid storage %s \"%s\": a segment starts "
+					     "with '.'",
+					     what, key);
+		if (last)
+			break;
+		seg = slash + 1;
+	}
+	return 0;
+}
+
+/* Length of the "scheme" in "scheme://..." (RFC 3986 scheme characters),
+ * or 0 when `url` does not start with one. */
+static size_t url_scheme_len(const char *url)
+{
+	size_t i = 0;
+	if (!((url[0] >= 'a' && url[0] <= 'z') || (url[0] >= 'A' && url[0] <= 'Z')))
+		return 0;
+	for (i = 1; url[i]; i++) {
+		char c = url[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.')
+			continue;
+		break;
+	}
+	return strncmp(url + i, "://", 3) == 0 ? i : 0;
+}
+
+int storage_open(struct storage **out, const char *url, int create,
+		 struct cairn_err *err)
+{
+	*out = NULL;
+	if (!url || !url[0])
+		return cairn_err_set(err, CAIRN_EUSAGE, "repository location is empty");
+
+	size_t slen = url_scheme_len(url);
+	if (slen == 0)
+		return storage_local_open(out, url, create, err);
+
+	const char *rest = url + slen + 3;
+	if (slen == 4 && strncasecmp(url, "file", 4) == 0) {
+		if (rest[0] != '/')
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "repository location %s: a file URL must be "
+					     "file:///absolute/path",
+					     url);
+		int rc = storage_local_open(out, rest, create, err);
+		if (rc)
+			return rc;
+		/* Messages above storage show the location as the user wrote it. */
+		char *u = strdup(url);
+		if (!u) {
+			storage_close(*out);
+			*out = NULL;
+			return cairn_err_set(err, CAIRN_ENOMEM,
+					     "opening repository %s: out of memory", url);
+		}
+		free((*out)->url);
+		(*out)->url = u;
+		return 0;
+	}
+	if (slen == 2 && strncasecmp(url, "s3", 2) == 0)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "repository location %s: S3 backend not available yet",
+				     url);
+	return cairn_err_set(err, CAIRN_EUSAGE,
+			     "repository location %s: unknown scheme \"%.*s\" "
+			     "(use a path, file:///path or s3://bucket/prefix)",
+			     url, (int)slen, url);
+}
