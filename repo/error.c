@@ -24,12 +24,14 @@ int cairn_err_errno(struct cairn_err *e, int errnum, const char *fmt, ...)
 	if (errnum == ENOMEM)
 		code = CAIRN_ENOMEM;
 	if (e) {
-		char what[CAIRN_ERR_MSG];
+		char what[CAIRN_ERR_MSG - 64];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(what, sizeof(what), fmt, ap);
 		va_end(ap);
-		snprintf(e->msg, sizeof(e->msg), "%s: %s", what, strerror(errnum));
+		int n = snprintf(e->msg, sizeof(e->msg), "%s: ", what);
+		if (n > 0 && (size_t)n < sizeof(e->msg))
+			snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, "%s", strerror(errnum));
 		e->code = code;
 	}
 	return code;
@@ -39,13 +41,16 @@ void cairn_err_prefix(struct cairn_err *e, const char *fmt, ...)
 {
 	if (!e)
 		return;
-	char pre[CAIRN_ERR_MSG], old[CAIRN_ERR_MSG];
+	char pre[CAIRN_ERR_MSG / 2], old[CAIRN_ERR_MSG];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", pre, old);
+	/* Truncation is fine: the message stays one readable line. */
+	int n = snprintf(e->msg, sizeof(e->msg), "%s: ", pre);
+	if (n > 0 && (size_t)n < sizeof(e->msg))
+		snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, "%s", old);
 }
 
 const char *cairn_strerror(int code)

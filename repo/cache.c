@@ -1,0 +1,823 @@
+/*
+ * cache.c — the per-host LMDB cache of the repository's index; see cache.h.
+ *
+ * Layout of the LMDB environment (one folder per repository):
+ *   "meta"     "format" -> cache format version, u32 LE (CACHE_FORMAT)
+ *              "repo"   -> the 32-byte repository id
+ *   "blobs"    32-byte blob id -> location, LOC_LEN bytes, field by field:
+ *              pack id (32) | offset u64 LE | sealed_len u32 LE |
+ *              raw_len u32 LE | type u8
+ *   "indexes"  index object name (no NUL) -> empty value
+ * The three named databases and both meta records are created in one write
+ * transaction, so a main database that is not empty always holds all of
+ * them; anything else is a damaged cache.
+ *
+ * Invariants and why they are safe:
+ *  1. Entries are only added after the index object naming them is durable
+ *     in the repository (the caller's duty, index.c), so the cache never
+ *     names a blob the repository does not have, except after prune — and
+ *     every read is verified (AEAD with the id as associated data, then the
+ *     keyed hash), so a stale or wrong location fails loudly, never silently.
+ *  2. Losing cache content is always safe: a missing blob is a miss (the
+ *     blob is stored again, dedup is only lost), a missing index name makes
+ *     the next sync merge that index again.  This is why a damaged cache is
+ *     simply wiped.
+ *  3. Default LMDB durability (fsync on commit) is kept although 2. would
+ *     allow MDB_NOSYNC: a commit costs one fsync pair per index object
+ *     merged, which is small next to writing the pack it describes, and a
+ *     synced LMDB can never be torn by a power loss (an unsynced one can,
+ *     and LMDB has no page checksums to notice).
+ *
+ * Processes: LMDB allows one environment per file per process (closing a
+ * second one drops the first one's POSIX locks, and opening it resets the
+ * reader table under the first).  cache_open refuses a second handle on the
+ * same folder in one process (CAIRN_EUSAGE).  Between processes, a lock file
+ * "cairn.lock" next to data.mdb holds open file description (OFD) locks:
+ *   byte 0        read-locked by every open handle; write-locked, briefly,
+ *                 by the process that wipes and recreates the cache, so the
+ *                 files are never deleted under a process that uses them
+ *                 (two processes with different lock.mdb on one data.mdb
+ *                 would be two unsynchronised writers);
+ *   byte 1 + pid  write-locked by the handle of process pid.
+ * A cache that must be wiped while another process uses it gives
+ * CAIRN_ELOCKED.  LMDB's stale-reader detection relies on pids, so the
+ * folder must not be shared across PID namespaces (same for the guard).
+ *
+ * A handle keeps one read transaction, reset between calls and renewed by
+ * the next one (MDB_NOTLS: the slot belongs to the transaction, not to the
+ * thread), so a lookup takes no lock and allocates nothing.  A handle must
+ * not be used after fork().
+ *
+ * Limits: LMDB detects damaged meta pages (MDB_INVALID) and some damaged
+ * tree pages (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, reported as CAIRN_ECORRUPT
+ * so the caller can wipe and rebuild), and cache_open detects a data file
+ * shorter than its last page (which would otherwise be SIGBUS).  Garbage
+ * inside tree pages with valid meta pages can still give wrong answers or,
+ * with LMDB 0.9, an invalid memory access: LMDB pages carry no checksum.
+ */
+#include "repo/cache.h"
+#include "repo/buf.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define CACHE_FORMAT 1u
+#define LOC_LEN (CAIRN_ID_LEN + 8 + 4 + 4 + 1)
+#define LOCK_NAME "cairn.lock"
+
+/* Address space reserved for the map; the file grows only as written
+ * (sparse on Linux).  Fallback when the address space is limited. */
+#if SIZE_MAX > UINT32_MAX
+#define MAP_INITIAL ((size_t)64 << 30)
+#else
+#define MAP_INITIAL ((size_t)1 << 30)
+#endif
+#define MAP_FALLBACK ((size_t)1 << 30)
+#define MAX_READERS 512
+
+struct cache {
+	MDB_env *env;
+	MDB_dbi meta, blobs, indexes;
+	MDB_txn *rtxn;     /* reset between calls; NULL until first use */
+	int lock_fd;       /* cairn.lock, holds our OFD locks; -1 if none */
+	int in_walk;       /* inside a cache_each_* callback */
+	char dir[PATH_MAX];
+};
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void loc_encode(uint8_t out[LOC_LEN], const struct blob_loc *l)
+{
+	uint8_t *p = out;
+	memcpy(p, l->pack, CAIRN_ID_LEN);
+	p += CAIRN_ID_LEN;
+	le_put64(p, l->offset);
+	p += 8;
+	le_put32(p, l->sealed_len);
+	p += 4;
+	le_put32(p, l->raw_len);
+	p += 4;
+	*p = l->type;
+}
+
+static int type_ok(uint8_t t) { return t == BLOB_DATA || t == BLOB_TREE; }
+
+/* 0, or -1 if the value is not a location. */
+static int loc_decode(struct blob_loc *l, const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+	if (v->mv_size != LOC_LEN || !type_ok(p[LOC_LEN - 1]))
+		return -1;
+	memcpy(l->pack, p, CAIRN_ID_LEN);
+	p += CAIRN_ID_LEN;
+	l->offset = le_get64(p);
+	p += 8;
+	l->sealed_len = le_get32(p);
+	p += 4;
+	l->raw_len = le_get32(p);
+	p += 4;
+	l->type = *p;
+	return 0;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* LMDB says the file is damaged: the caller may wipe and rebuild. */
+static int mdb_is_damage(int rc)
+{
+	return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	       rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+	       rc == MDB_INCOMPATIBLE;
+}
+
+/* Fills err for LMDB result rc ("<what> <dir>: <mdb text>") and returns the
+ * cairn code: operating-system errors through cairn_err_errno (so ENOSPC
+ * stays CAIRN_ENOSPC), damage as CAIRN_ECORRUPT, the rest CAIRN_EIO. */
+static int mdb_fail(struct cairn_err *err, int rc, const char *what,
+		    const char *dir)
+{
+	if (rc > 0)
+		return cairn_err_errno(err, rc, "%s LMDB cache %s", what, dir);
+	return cairn_err_set(err, mdb_is_damage(rc) ? CAIRN_ECORRUPT : CAIRN_EIO,
+			     "%s LMDB cache %s: %s", what, dir, mdb_strerror(rc));
+}
+
+static int corrupt(struct cairn_err *err, const struct cache *c,
+		   const char *what)
+{
+	return cairn_err_set(err, CAIRN_ECORRUPT, "LMDB cache %s: %s", c->dir,
+			     what);
+}
+
+static int busy(struct cairn_err *err, const struct cache *c)
+{
+	return cairn_err_set(err, CAIRN_EUSAGE,
+			     "LMDB cache %s: called from a cache_each_* callback",
+			     c->dir);
+}
+
+/* ---- folder and locks -------------------------------------------------- */
+
+static int mkdir_p(const char *dir, struct cairn_err *err)
+{
+	char p[PATH_MAX];
+	size_t n = strlen(dir);
+	struct stat st;
+
+	if (n == 0 || n >= sizeof(p))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "cache folder name is empty or too long");
+	memcpy(p, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		if (p[i - 1] == '/')
+			continue; /* "a//b" or a trailing slash */
+		p[i] = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			return cairn_err_errno(err, errno,
+					       "creating cache folder %s", p);
+		p[i] = dir[i];
+	}
+	if (stat(dir, &st) != 0)
+		return cairn_err_errno(err, errno, "creating cache folder %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return cairn_err_errno(err, ENOTDIR, "creating cache folder %s",
+				       dir);
+	return 0;
+}
+
+/* OFD lock of one byte; 0 or -1 with errno (EAGAIN: held elsewhere). */
+static int lock_byte(int fd, short type, off_t at, int wait)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = at;
+	fl.l_len = 1;
+	for (;;) {
+		if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static int lock_open(struct cache *c, struct cairn_err *err)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", c->dir, LOCK_NAME) >=
+	    (int)sizeof(path))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "cache folder name too long: %s", c->dir);
+	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->lock_fd < 0)
+		return cairn_err_errno(err, errno, "opening lock file %s", path);
+	if (lock_byte(c->lock_fd, F_WRLCK, 1 + (off_t)getpid(), 0) != 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "LMDB cache %s is already open in this "
+					     "process (one handle per process)",
+					     c->dir);
+		return cairn_err_errno(err, errno, "locking %s", path);
+	}
+	if (lock_byte(c->lock_fd, F_RDLCK, 0, 1) != 0)
+		return cairn_err_errno(err, errno, "locking %s", path);
+	return 0;
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+static void env_close(struct cache *c)
+{
+	if (c->rtxn)
+		mdb_txn_abort(c->rtxn);
+	c->rtxn = NULL;
+	if (c->env)
+		mdb_env_close(c->env);
+	c->env = NULL;
+}
+
+/* mdb_txn_begin, adopting a map grown by another process. */
+static int txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(c->env, NULL, flags, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		rc = mdb_env_set_mapsize(c->env, 0);
+		if (rc == 0)
+			rc = mdb_txn_begin(c->env, NULL, flags, txn);
+	}
+	return rc;
+}
+
+/* Opens the three named databases in txn (create: in a write txn). */
+static int dbis_open(struct cache *c, MDB_txn *txn, unsigned flags)
+{
+	int rc = mdb_dbi_open(txn, "meta", flags, &c->meta);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "blobs", flags, &c->blobs);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "indexes", flags, &c->indexes);
+	return rc;
+}
+
+/* Checks the meta records: 0 if they are ours, 1 if not. */
+static int meta_check(struct cache *c, MDB_txn *txn,
+		      const uint8_t repo_id[CAIRN_ID_LEN], int *rc)
+{
+	MDB_val k = {6, "format"}, v;
+	*rc = mdb_get(txn, c->meta, &k, &v);
+	if (*rc != 0)
+		return 1;
+	if (v.mv_size != 4 || le_get32(v.mv_data) != CACHE_FORMAT)
+		return 1;
+	k.mv_size = 4;
+	k.mv_data = "repo";
+	*rc = mdb_get(txn, c->meta, &k, &v);
+	if (*rc != 0)
+		return 1;
+	if (v.mv_size != CAIRN_ID_LEN ||
+	    memcmp(v.mv_data, repo_id, CAIRN_ID_LEN) != 0)
+		return 1;
+	return 0;
+}
+
+/* Fresh environment: creates the databases and meta in one transaction,
+ * unless another process did it first (then *again = 1). */
+static int env_init(struct cache *c, const uint8_t repo_id[CAIRN_ID_LEN],
+		    int *again)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	uint8_t fmt[4];
+	MDB_val k, v;
+	int rc = txn_begin(c, 0, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_stat(txn, 1 /* MAIN_DBI */, &st);
+	if (rc)
+		goto out;
+	if (st.ms_entries != 0) {
+		*again = 1;
+		goto out;
+	}
+	rc = dbis_open(c, txn, MDB_CREATE);
+	if (rc)
+		goto out;
+	le_put32(fmt, CACHE_FORMAT);
+	k.mv_size = 6, k.mv_data = "format";
+	v.mv_size = 4, v.mv_data = fmt;
+	rc = mdb_put(txn, c->meta, &k, &v, 0);
+	if (rc)
+		goto out;
+	k.mv_size = 4, k.mv_data = "repo";
+	v.mv_size = CAIRN_ID_LEN, v.mv_data = (void *)repo_id;
+	rc = mdb_put(txn, c->meta, &k, &v, 0);
+	if (rc)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* Opens the environment in c->dir.  0; or an error with *damaged = 1 when
+ * the cache must be wiped (err says why), or 0 for a plain failure. */
+static int env_open(struct cache *c, const uint8_t repo_id[CAIRN_ID_LEN],
+		    int *damaged, struct cairn_err *err)
+{
+	size_t mapsize = MAP_INITIAL;
+	MDB_txn *txn = NULL;
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	int fd, rc, again;
+
+	*damaged = 0;
+retry_map:
+	rc = mdb_env_create(&c->env);
+	if (rc)
+		return mdb_fail(err, rc, "creating", c->dir);
+	rc = mdb_env_set_maxdbs(c->env, 4);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(c->env, MAX_READERS);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(c->env, mapsize);
+	if (rc)
+		goto fail;
+	rc = mdb_env_open(c->env, c->dir, MDB_NOTLS, 0600);
+	if (rc == ENOMEM && mapsize > MAP_FALLBACK) {
+		/* e.g. `ulimit -v`: start small, cache_add_index grows it */
+		env_close(c);
+		mapsize = MAP_FALLBACK;
+		goto retry_map;
+	}
+	if (rc)
+		goto fail;
+
+	/* A data file shorter than its last page means a truncated file:
+	 * touching the missing pages through the map would be SIGBUS. */
+	rc = mdb_env_info(c->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(c->env, &st);
+	if (rc == 0)
+		rc = mdb_env_get_fd(c->env, &fd);
+	if (rc)
+		goto fail;
+	if (fstat(fd, &fst) != 0) {
+		rc = errno;
+		goto fail;
+	}
+	if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize) {
+		*damaged = 1;
+		env_close(c);
+		return corrupt(err, c, "data.mdb is shorter than its last page");
+	}
+	/* Reader slots of crashed processes would pin old pages forever. */
+	(void)mdb_reader_check(c->env, NULL);
+
+	for (int tries = 0; tries < 3; tries++) {
+		rc = txn_begin(c, MDB_RDONLY, &txn);
+		if (rc)
+			goto fail;
+		rc = mdb_stat(txn, 1 /* MAIN_DBI */, &st);
+		if (rc)
+			goto fail;
+		if (st.ms_entries == 0) {
+			mdb_txn_abort(txn);
+			txn = NULL;
+			again = 0;
+			rc = env_init(c, repo_id, &again);
+			if (rc)
+				goto fail;
+			if (!again)
+				return 0;
+			continue;
+		}
+		rc = dbis_open(c, txn, 0);
+		if (rc == MDB_NOTFOUND) {
+			*damaged = 1;
+			mdb_txn_abort(txn);
+			env_close(c);
+			return corrupt(err, c, "a database is missing");
+		}
+		if (rc)
+			goto fail;
+		if (meta_check(c, txn, repo_id, &rc)) {
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				goto fail;
+			*damaged = 1;
+			mdb_txn_abort(txn);
+			env_close(c);
+			return cairn_err_set(err, CAIRN_EVERSION,
+					     "LMDB cache %s: made for another "
+					     "repository or cache format", c->dir);
+		}
+		/* Committing a read txn keeps the database handles open. */
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+		if (rc)
+			goto fail;
+		return 0;
+	}
+	rc = MDB_BAD_TXN; /* someone keeps emptying it; cannot happen */
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	env_close(c);
+	/* LMDB's own codes mean the files are unusable; OS errors are not
+	 * cured by deleting (permissions, no memory, no space). */
+	*damaged = rc < 0;
+	return mdb_fail(err, rc, "opening", c->dir);
+}
+
+static int wipe(struct cache *c, struct cairn_err *err)
+{
+	static const char *const names[] = {"data.mdb", "lock.mdb"};
+	char path[PATH_MAX];
+	for (size_t i = 0; i < 2; i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", c->dir, names[i]) >=
+		    (int)sizeof(path))
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "cache folder name too long: %s", c->dir);
+		if (unlink(path) != 0 && errno != ENOENT)
+			return cairn_err_errno(err, errno,
+					       "deleting damaged cache file %s", path);
+	}
+	return 0;
+}
+
+int cache_open(struct cache **out, const char *dir,
+	       const uint8_t repo_id[CAIRN_ID_LEN], int *rebuilt,
+	       struct cairn_err *err)
+{
+	struct cache *c = NULL;
+	int rc, damaged;
+
+	*out = NULL;
+	if (rebuilt)
+		*rebuilt = 0;
+	if (strlen(dir) + sizeof("/data.mdb") > sizeof(c->dir))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "cache folder name too long: %s", dir);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return cairn_err_set(err, CAIRN_ENOMEM, "opening LMDB cache %s", dir);
+	c->lock_fd = -1;
+	snprintf(c->dir, sizeof(c->dir), "%s", dir);
+
+	rc = mkdir_p(dir, err);
+	if (rc == 0)
+		rc = lock_open(c, err);
+	if (rc)
+		goto out;
+
+	for (int attempt = 0;; attempt++) {
+		rc = env_open(c, repo_id, &damaged, err);
+		if (rc == 0 || !damaged)
+			goto out;
+		/* Wipe only when no other process has the files open: trade
+		 * our read lock for the write lock without waiting. */
+		if (lock_byte(c->lock_fd, F_UNLCK, 0, 0) != 0) {
+			rc = cairn_err_errno(err, errno, "unlocking %s/" LOCK_NAME, dir);
+			goto out;
+		}
+		if (lock_byte(c->lock_fd, F_WRLCK, 0, 0) == 0)
+			break;
+		if (errno != EAGAIN && errno != EACCES) {
+			rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
+			goto out;
+		}
+		/* In use: maybe by a process rebuilding it right now.  Wait for
+		 * its write lock to go and look again. */
+		if (lock_byte(c->lock_fd, F_RDLCK, 0, 1) != 0) {
+			rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
+			goto out;
+		}
+		if (attempt == 2) {
+			cairn_err_prefix(err, "cannot rebuild, in use by another process");
+			rc = CAIRN_ELOCKED;
+			if (err)
+				err->code = rc;
+			goto out;
+		}
+	}
+
+	/* We hold the write lock: nobody else has the files open. */
+	rc = wipe(c, err);
+	if (rc == 0)
+		rc = env_open(c, repo_id, &damaged, err);
+	if (rc == 0 && rebuilt)
+		*rebuilt = 1;
+	/* Downgrading never waits and never fails for lack of the lock. */
+	if (lock_byte(c->lock_fd, F_RDLCK, 0, 0) != 0 && rc == 0)
+		rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
+out:
+	if (rc) {
+		cache_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	env_close(c);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd); /* drops our OFD locks */
+	free(c);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+/* Renews the handle's read transaction (a fresh snapshot). */
+static int rtxn_begin(struct cache *c, struct cairn_err *err)
+{
+	int rc;
+	if (c->rtxn) {
+		rc = mdb_txn_renew(c->rtxn);
+		if (rc == 0)
+			return 0;
+		mdb_txn_abort(c->rtxn);
+		c->rtxn = NULL;
+	}
+	rc = txn_begin(c, MDB_RDONLY, &c->rtxn);
+	if (rc) {
+		c->rtxn = NULL;
+		return mdb_fail(err, rc, "reading", c->dir);
+	}
+	return 0;
+}
+
+int cache_lookup(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
+		 struct blob_loc *loc, struct cairn_err *err)
+{
+	MDB_val k = {CAIRN_ID_LEN, (void *)id}, v;
+	int rc;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	rc = rtxn_begin(c, err);
+	if (rc)
+		return rc;
+	rc = mdb_get(c->rtxn, c->blobs, &k, &v);
+	if (rc == 0)
+		rc = loc_decode(loc, &v) ? corrupt(err, c, "malformed blob location")
+					 : 0;
+	else if (rc == MDB_NOTFOUND)
+		rc = cairn_err_set(err, CAIRN_ENOTFOUND, "blob not in cache %s",
+				   c->dir);
+	else
+		rc = mdb_fail(err, rc, "reading", c->dir);
+	mdb_txn_reset(c->rtxn);
+	return rc;
+}
+
+int cache_has_index(struct cache *c, const char *index_name,
+		    struct cairn_err *err)
+{
+	MDB_val k = {strlen(index_name), (void *)index_name}, v;
+	int rc;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	if (k.mv_size == 0 || k.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
+		return 0; /* could never have been added */
+	rc = rtxn_begin(c, err);
+	if (rc)
+		return rc;
+	rc = mdb_get(c->rtxn, c->indexes, &k, &v);
+	if (rc == 0)
+		rc = 1;
+	else if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else
+		rc = mdb_fail(err, rc, "reading", c->dir);
+	mdb_txn_reset(c->rtxn);
+	return rc;
+}
+
+int cache_count(struct cache *c, uint64_t *n, struct cairn_err *err)
+{
+	MDB_stat st;
+	int rc;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	rc = rtxn_begin(c, err);
+	if (rc)
+		return rc;
+	rc = mdb_stat(c->rtxn, c->blobs, &st);
+	if (rc == 0)
+		*n = st.ms_entries;
+	else
+		rc = mdb_fail(err, rc, "reading", c->dir);
+	mdb_txn_reset(c->rtxn);
+	return rc;
+}
+
+/* Walks every record of dbi in a read transaction of its own; visit gets
+ * each key and value and returns non-zero to stop. */
+static int walk(struct cache *c, MDB_dbi dbi,
+		int (*visit)(struct cache *c, const MDB_val *k, const MDB_val *v,
+			     void *ctx, struct cairn_err *err),
+		void *ctx, struct cairn_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	if (c->in_walk)
+		return busy(err, c);
+	rc = txn_begin(c, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc) {
+		rc = mdb_fail(err, rc, "reading", c->dir);
+		goto out;
+	}
+	c->in_walk = 1;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		int stop = visit(c, &k, &v, ctx, err);
+		if (stop) {
+			rc = stop;
+			goto out;
+		}
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : mdb_fail(err, rc, "reading", c->dir);
+out:
+	c->in_walk = 0;
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+struct index_walk {
+	int (*cb)(void *arg, const char *index_name);
+	void *arg;
+};
+
+static int visit_index(struct cache *c, const MDB_val *k, const MDB_val *v,
+		       void *ctx, struct cairn_err *err)
+{
+	struct index_walk *w = ctx;
+	char name[512];
+	(void)v;
+	if (k->mv_size == 0 || k->mv_size >= sizeof(name) ||
+	    memchr(k->mv_data, '\0', k->mv_size))
+		return corrupt(err, c, "malformed index name");
+	memcpy(name, k->mv_data, k->mv_size);
+	name[k->mv_size] = '\0';
+	return w->cb(w->arg, name);
+}
+
+int cache_each_index(struct cache *c,
+		     int (*cb)(void *arg, const char *index_name), void *arg,
+		     struct cairn_err *err)
+{
+	struct index_walk w = {cb, arg};
+	assert(c);
+	return walk(c, c->indexes, visit_index, &w, err);
+}
+
+struct blob_walk {
+	int (*cb)(void *arg, const struct index_entry *e);
+	void *arg;
+};
+
+static int visit_blob(struct cache *c, const MDB_val *k, const MDB_val *v,
+		      void *ctx, struct cairn_err *err)
+{
+	struct blob_walk *w = ctx;
+	struct index_entry e;
+	if (k->mv_size != CAIRN_ID_LEN || loc_decode(&e.loc, v))
+		return corrupt(err, c, "malformed blob record");
+	memcpy(e.id, k->mv_data, CAIRN_ID_LEN);
+	return w->cb(w->arg, &e);
+}
+
+int cache_each_blob(struct cache *c,
+		    int (*cb)(void *arg, const struct index_entry *e),
+		    void *arg, struct cairn_err *err)
+{
+	struct blob_walk w = {cb, arg};
+	assert(c);
+	return walk(c, c->blobs, visit_blob, &w, err);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+/* Doubles the map after MDB_MAP_FULL (no transaction of ours is active). */
+static int map_grow(struct cache *c)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_info(c->env, &info);
+	if (rc)
+		return rc;
+	if (info.me_mapsize > SIZE_MAX / 2)
+		return MDB_MAP_FULL;
+	return mdb_env_set_mapsize(c->env, info.me_mapsize * 2);
+}
+
+int cache_add_index(struct cache *c, const char *index_name,
+		    const struct index_entry *entries, size_t n,
+		    struct cairn_err *err)
+{
+	MDB_val nk = {strlen(index_name), (void *)index_name}, empty = {0, NULL};
+	uint8_t val[LOC_LEN];
+	MDB_txn *txn = NULL;
+	int rc = 0;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	if (nk.mv_size == 0 || nk.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "index name empty or too long for the cache: %s",
+				     index_name);
+	for (size_t i = 0; i < n; i++)
+		if (!type_ok(entries[i].loc.type))
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "index %s: blob type %u unknown",
+					     index_name, entries[i].loc.type);
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = txn_begin(c, 0, &txn);
+		if (rc)
+			break;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			MDB_val k = {CAIRN_ID_LEN, (void *)entries[i].id};
+			MDB_val v = {LOC_LEN, val};
+			loc_encode(val, &entries[i].loc);
+			rc = mdb_put(txn, c->blobs, &k, &v, MDB_NOOVERWRITE);
+			if (rc == MDB_KEYEXIST)
+				rc = 0; /* the first location stays */
+		}
+		if (rc == 0)
+			rc = mdb_put(txn, c->indexes, &nk, &empty, 0);
+		if (rc == 0) {
+			rc = mdb_txn_commit(txn); /* frees txn, even on failure */
+			txn = NULL;
+		}
+		if (txn) {
+			mdb_txn_abort(txn);
+			txn = NULL;
+		}
+		if (rc != MDB_MAP_FULL || attempt == 1)
+			break;
+		rc = map_grow(c);
+		if (rc)
+			break;
+	}
+	if (rc == MDB_MAP_FULL)
+		return cairn_err_set(err, CAIRN_EIO,
+				     "adding index %s to LMDB cache %s: map full "
+				     "even after growing it", index_name, c->dir);
+	if (rc)
+		return mdb_fail(err, rc, "writing to", c->dir);
+	return 0;
+}
+
+int cache_clear(struct cache *c, struct cairn_err *err)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	rc = txn_begin(c, 0, &txn);
+	if (rc == 0)
+		rc = mdb_drop(txn, c->blobs, 0);
+	if (rc == 0)
+		rc = mdb_drop(txn, c->indexes, 0);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc ? mdb_fail(err, rc, "clearing", c->dir) : 0;
+}

@@ -1,0 +1,302 @@
+/* check.c — see check.h. */
+#include "repo/check.h"
+#include "repo/idset.h"
+#include "repo/pack.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ck {
+	struct repo *r;
+	const struct check_opts *o;
+	struct check_result *res;
+	struct idset packs;     /* listed packs: id → size */
+	struct idset bad;       /* blobs known damaged or missing */
+	struct idset ok;        /* data blobs known good */
+	struct idset trees;     /* tree id → 0 good, 1 damaged below */
+	struct idset bad_packs; /* packs reported damaged */
+	const char *snap;       /* snapshot being walked */
+	struct cairn_err *err;
+};
+
+static void problem(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(struct ck *c, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->res->problems++;
+	if (c->o->report)
+		c->o->report(c->o->arg, msg);
+}
+
+static int list_pack(void *arg, const char *key, uint64_t size)
+{
+	struct ck *c = arg;
+	uint8_t id[32];
+	const char *slash = strrchr(key, '/');
+	if (!slash || hex_decode(id, 32, slash + 1) != 0)
+		return 0; /* not a pack name */
+	c->res->packs++;
+	return idset_put(&c->packs, id, size);
+}
+
+struct blob_list {
+	struct index_entry *v;
+	size_t n, cap;
+	const uint8_t *pack; /* collect only this pack's blobs (NULL: missing packs) */
+	struct ck *c;
+};
+
+static int collect_blob(void *arg, const struct index_entry *e)
+{
+	struct blob_list *l = arg;
+	if (l->pack ? memcmp(e->loc.pack, l->pack, 32) != 0
+		    : idset_get(&l->c->packs, e->loc.pack, NULL))
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		struct index_entry *v = realloc(l->v, l->cap * sizeof(*v));
+		if (!v)
+			return CAIRN_ENOMEM;
+		l->v = v;
+	}
+	l->v[l->n++] = *e;
+	return 0;
+}
+
+/* Index entries that name packs which are not there. */
+static int check_index(struct ck *c)
+{
+	struct blob_list l = {NULL, 0, 0, NULL, c};
+	int rc = cache_each_blob_of(c->r, collect_blob, &l, c->err);
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		char hex[65];
+		hex_encode(hex, l.v[i].loc.pack, 32);
+		if (!idset_get(&c->bad_packs, l.v[i].loc.pack, NULL)) {
+			problem(c, "pack %s is missing, but the index names it", hex);
+			idset_put(&c->bad_packs, l.v[i].loc.pack, 0);
+			c->res->damaged_packs++;
+		}
+		rc = idset_put(&c->bad, l.v[i].id, 0);
+	}
+	free(l.v);
+	return rc;
+}
+
+/* Reads one pack whole and verifies everything in it. */
+static int read_pack(struct ck *c, const uint8_t id[32], uint64_t size)
+{
+	struct buf pack = BUF_INIT, plain = BUF_INIT;
+	struct index_entry *ents = NULL;
+	size_t n = 0;
+	struct cairn_err e;
+	char key[80], hex[65];
+	int damaged = 0, rc = 0;
+	(void)size;
+	pack_key(key, id);
+	hex_encode(hex, id, 32);
+	rc = storage_get(repo_get_storage(c->r), key, 0, STORAGE_WHOLE, &pack, &e);
+	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND) {
+		problem(c, "pack %s: %s", hex, e.msg);
+		damaged = 1;
+	} else if (rc) {
+		*c->err = e;
+		goto out;
+	}
+	c->res->packs_read++;
+	if (!damaged) {
+		uint8_t h[32];
+		plain_hash(h, pack.data, pack.len);
+		if (memcmp(h, id, 32) != 0) {
+			problem(c, "pack %s: its bytes do not match its name (damaged)", hex);
+			damaged = 1;
+		}
+		if (pack_read_dir(repo_get_keys(c->r), id, pack.data, pack.len, &ents, &n, &e)) {
+			problem(c, "pack %s: %s", hex, e.msg);
+			damaged = 1;
+		}
+	}
+	/* Open every blob the index or the directory says is here. */
+	struct blob_list l = {NULL, 0, 0, id, c};
+	rc = cache_each_blob_of(c->r, collect_blob, &l, c->err);
+	if (rc)
+		goto out;
+	struct sealer *s = sealer_new(1);
+	if (!s) {
+		free(l.v);
+		rc = cairn_err_set(c->err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		struct index_entry *v = pass ? l.v : ents;
+		size_t nv = pass ? l.n : n;
+		for (size_t i = 0; i < nv; i++) {
+			const struct blob_loc *loc = &v[i].loc;
+			int bad = loc->offset + loc->sealed_len > pack.len ||
+				  blob_open(s, repo_get_keys(c->r), loc->type, v[i].id,
+					    pack.data + loc->offset, loc->sealed_len, loc->raw_len,
+					    &plain, &e) != 0;
+			if (bad && !idset_get(&c->bad, v[i].id, NULL)) {
+				char bhex[65];
+				hex_encode(bhex, v[i].id, 32);
+				problem(c, "pack %s: blob %s is damaged", hex, bhex);
+				idset_put(&c->bad, v[i].id, 0);
+				damaged = 1;
+			}
+		}
+	}
+	sealer_free(s);
+	free(l.v);
+	if (damaged) {
+		idset_put(&c->bad_packs, id, 0);
+		c->res->damaged_packs++;
+	}
+out:
+	free(ents);
+	buf_free(&pack);
+	buf_free(&plain);
+	return rc;
+}
+
+struct read_all {
+	struct ck *c;
+	int rc;
+};
+
+/* Returns 1 if anything below this tree is damaged or missing. */
+static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen, int *fatal)
+{
+	uint64_t state;
+	if (idset_get(&c->trees, id, &state) && state == 0)
+		return 0;
+	int reporting = idset_get(&c->trees, id, NULL); /* seen, damaged: name paths again */
+	struct tree t = TREE_INIT;
+	struct cairn_err e;
+	int rc = repo_get_tree(c->r, id, &t, &e);
+	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND) {
+		problem(c, "snapshot %.8s: folder %s: %s", c->snap, plen ? path : "/", e.msg);
+		c->res->damaged_files++;
+		idset_put(&c->trees, id, 1);
+		return 1;
+	}
+	if (rc) {
+		*c->err = e;
+		*fatal = rc;
+		return 1;
+	}
+	if (!reporting)
+		c->res->trees++;
+	int damaged = 0;
+	for (size_t i = 0; i < t.n && !*fatal; i++) {
+		const struct node *nd = &t.nodes[i];
+		size_t nl = strlen(nd->name);
+		if (plen + 1 + nl >= PATH_MAX)
+			continue;
+		path[plen] = '/';
+		memcpy(path + plen + 1, nd->name, nl + 1);
+		if (nd->type == NODE_DIR) {
+			damaged |= walk_tree(c, nd->subtree, path, plen + 1 + nl, fatal);
+		} else if (nd->type == NODE_FILE) {
+			int fbad = 0;
+			for (size_t j = 0; j < nd->nblobs; j++) {
+				const uint8_t *b = nd->blobs[j].id;
+				if (idset_get(&c->ok, b, NULL))
+					continue;
+				if (idset_get(&c->bad, b, NULL)) {
+					fbad = 1;
+					continue;
+				}
+				struct blob_loc loc;
+				int lrc = repo_find_blob(c->r, b, &loc, &e);
+				if (lrc == 0 && idset_get(&c->packs, loc.pack, NULL)) {
+					idset_put(&c->ok, b, 0);
+					c->res->data_blobs++;
+				} else if (lrc == 0 || lrc == CAIRN_ENOTFOUND) {
+					char bhex[65];
+					hex_encode(bhex, b, 32);
+					problem(c, "blob %s is not in any existing pack", bhex);
+					idset_put(&c->bad, b, 0);
+					fbad = 1;
+				} else {
+					*c->err = e;
+					*fatal = lrc;
+					break;
+				}
+			}
+			if (fbad) {
+				problem(c, "snapshot %.8s: file %s is damaged", c->snap, path);
+				c->res->damaged_files++;
+				damaged = 1;
+			}
+		}
+		path[plen] = '\0';
+	}
+	tree_free(&t);
+	idset_put(&c->trees, id, damaged ? 1 : 0);
+	return damaged;
+}
+
+int repo_check(struct repo *r, const struct check_opts *o, struct check_result *res,
+	       struct cairn_err *err)
+{
+	struct ck c;
+	struct snapshot *snaps = NULL;
+	size_t nsnaps = 0;
+	memset(&c, 0, sizeof(c));
+	memset(res, 0, sizeof(*res));
+	c.r = r;
+	c.o = o;
+	c.res = res;
+	c.err = err;
+	int rc = repo_flush(r, err);
+	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", list_pack, &c, err);
+	rc = rc ? rc : check_index(&c);
+	if (rc)
+		goto out;
+	if (o->read_data) {
+		for (size_t i = 0; i < c.packs.cap && !rc; i++) {
+			if (!c.packs.slots[i].val)
+				continue;
+			rc = read_pack(&c, c.packs.slots[i].id, c.packs.slots[i].val - 1);
+			if (o->progress)
+				o->progress(o->arg, res->packs_read, res->packs);
+		}
+		if (rc)
+			goto out;
+	}
+	rc = repo_snapshots_load(r, &snaps, &nsnaps, NULL, NULL, err);
+	if (rc)
+		goto out;
+	res->snapshots = nsnaps;
+	for (size_t i = 0; i < nsnaps; i++) {
+		char path[PATH_MAX] = "";
+		int fatal = 0;
+		c.snap = snaps[i].name;
+		walk_tree(&c, snaps[i].root, path, 0, &fatal);
+		if (fatal) {
+			rc = fatal;
+			goto out;
+		}
+	}
+	if (res->problems)
+		rc = cairn_err_set(err, CAIRN_ECORRUPT,
+				   "check found %llu problem(s): %llu damaged pack(s), %llu damaged file(s) in snapshots",
+				   (unsigned long long)res->problems,
+				   (unsigned long long)res->damaged_packs,
+				   (unsigned long long)res->damaged_files);
+out:
+	repo_snapshots_free(snaps, nsnaps);
+	idset_free(&c.packs);
+	idset_free(&c.bad);
+	idset_free(&c.ok);
+	idset_free(&c.trees);
+	idset_free(&c.bad_packs);
+	return rc;
+}

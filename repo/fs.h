@@ -1,0 +1,82 @@
+/*
+ * fs.h — files and folders in and out of a repository: backup of paths or
+ * a stream into a snapshot, restore of a snapshot to a folder, listing and
+ * reading files of a snapshot.
+ *
+ * Snapshot shape: a backup of paths stores each absolute path under the
+ * root tree by its components (/var/lib/x → var/lib/x); a backup of a
+ * stream stores one file under the root tree.
+ *
+ * Library code: warnings go to the `warn` callback, never to stdout/stderr.
+ */
+#ifndef CAIRN_FS_H
+#define CAIRN_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo/repo.h"
+
+typedef void (*fs_warn_fn)(void *arg, const char *msg);
+typedef void (*fs_progress_fn)(void *arg, uint64_t bytes, uint64_t files);
+
+struct backup_opts {
+	const char *const *paths; /* absolute or relative; made absolute */
+	size_t npaths;
+	const char *stdin_name;   /* non-NULL: back up stdin_fd as this file */
+	int stdin_fd;
+	const char *host;         /* NULL: hostname */
+	const char *const *tags;
+	size_t ntags;
+	int ignore_unreadable;    /* unreadable paths: warn, but return 0 */
+	fs_warn_fn warn;
+	fs_progress_fn progress;
+	void *arg;
+};
+
+/* Backs up and writes the snapshot (s filled, s->name set).  Returns 0; or
+ * CAIRN_EPARTIAL when the snapshot was written but some paths could not be
+ * read (listed in s->errors, each also passed to warn) and
+ * ignore_unreadable is off; or an error, with no snapshot written. */
+int repo_backup(struct repo *r, const struct backup_opts *o,
+		struct snapshot *s, struct cairn_err *err);
+
+struct restore_opts {
+	const char *target;          /* folder; created if missing */
+	const char *const *includes; /* snapshot paths to restore (all: none) */
+	size_t nincludes;
+	int overwrite;               /* replace existing files in target */
+	fs_warn_fn warn;
+	fs_progress_fn progress;
+	void *arg;
+};
+
+struct restore_stats {
+	uint64_t files, dirs, bytes;
+	uint64_t damaged; /* files not restored because a blob failed checks */
+};
+
+/* Restores.  A file whose data fails verification is not written (the
+ * partial file is removed), reported through warn, and counted; the others
+ * are restored, and the call then returns CAIRN_ECORRUPT. */
+int repo_restore(struct repo *r, const struct snapshot *s,
+		 const struct restore_opts *o, struct restore_stats *st,
+		 struct cairn_err *err);
+
+/* Finds the node at `path` ("a/b/c", leading '/' ignored; "" or "/" is the
+ * root, returned as a folder node named "/").  nd is owned by the caller
+ * (node_free). */
+int repo_lookup_path(struct repo *r, const struct snapshot *s,
+		     const char *path, struct node *nd, struct cairn_err *err);
+
+/* Calls cb for every node at and below `path`, parents before children,
+ * with the node's full path in the snapshot. */
+typedef int (*fs_walk_fn)(void *arg, const char *path, const struct node *nd);
+int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
+	      fs_walk_fn cb, void *arg, struct cairn_err *err);
+
+/* Writes the file at `path` to fd, verified blob by blob. */
+int repo_cat(struct repo *r, const struct snapshot *s, const char *path,
+	     int fd, struct cairn_err *err);
+
+#endif

@@ -1,0 +1,955 @@
+/*
+ * repo.c — opening a repository, blobs, packs, index objects, snapshots and
+ * keys: everything that keeps the order of writes (see repo.h).
+ */
+#include "repo/repo.h"
+#include "repo/idset.h"
+#include "repo/pack.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAGIC "CAIRNCFG"
+#define INDEX_MAGIC "CAIRNIX1"
+#define SNAP_MAGIC "CAIRNSN1"
+/* Write an index object once this many packs await one. */
+#define INDEX_EVERY_PACKS 8
+
+struct repo {
+	struct storage *st;
+	struct repo_config cfg;
+	struct repo_keys *keys;
+	struct fastcdc cdc;
+	struct cache *cache;
+	struct sealer *sealer;
+	char key_name[65];
+
+	/* Writing: open packs (data and trees apart), packs written but not
+	 * yet named by an index object, and every blob this process wrote
+	 * that the cache does not know yet. */
+	struct pack_writer pw[2];
+	struct index_entry *pending;
+	size_t npending, pending_cap, pending_packs;
+	struct idset mine;
+	struct buf sealed;
+	struct repo_write_stats ws;
+	int failed; /* a write failed: refuse further writes (sticky) */
+
+	void (*note)(void *arg, const char *msg);
+	void *note_arg;
+};
+
+/* ---- config ------------------------------------------------------------- */
+
+int config_encode(const struct repo_config *c, struct buf *out)
+{
+	buf_reset(out);
+	int rc = buf_append(out, CONFIG_MAGIC, 8);
+	rc = rc ? rc : buf_put_u32(out, c->version);
+	rc = rc ? rc : buf_append(out, c->id, 32);
+	rc = rc ? rc : buf_put_u32(out, c->chunker.min);
+	rc = rc ? rc : buf_put_u32(out, c->chunker.avg);
+	rc = rc ? rc : buf_put_u32(out, c->chunker.max);
+	rc = rc ? rc : buf_put_u32(out, c->pack_size);
+	rc = rc ? rc : buf_put_u32(out, 0); /* mandatory feature flags: none yet */
+	return rc;
+}
+
+int config_decode(const void *p, size_t n, struct repo_config *c,
+		  struct cairn_err *err)
+{
+	struct rd r = rd_make(p, n);
+	const uint8_t *magic = rd_bytes(&r, 8);
+	if (!magic || memcmp(magic, CONFIG_MAGIC, 8) != 0)
+		return cairn_err_set(err, CAIRN_ENOREPO, "config is not a cairn repository config");
+	memset(c, 0, sizeof(*c));
+	c->version = rd_u32(&r);
+	if (!r.bad && c->version != REPO_VERSION)
+		return cairn_err_set(err, CAIRN_EVERSION,
+				     "repository format version %u is not supported by this cairn (it knows %u)",
+				     c->version, REPO_VERSION);
+	rd_copy(&r, c->id, 32);
+	c->chunker.min = rd_u32(&r);
+	c->chunker.avg = rd_u32(&r);
+	c->chunker.max = rd_u32(&r);
+	c->pack_size = rd_u32(&r);
+	uint32_t nflags = rd_u32(&r);
+	if (r.bad)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config is truncated");
+	if (nflags != 0)
+		return cairn_err_set(err, CAIRN_EVERSION,
+				     "repository requires %u feature(s) this cairn does not know: upgrade cairn",
+				     nflags);
+	if (c->pack_size < 4096 || c->pack_size > (1u << 30))
+		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config has an invalid pack size");
+	return 0;
+}
+
+/* ---- index objects ------------------------------------------------------ */
+
+int index_encode(const struct index_entry *e, size_t n, struct buf *out)
+{
+	size_t groups = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || memcmp(e[i].loc.pack, e[i - 1].loc.pack, 32) != 0)
+			groups++;
+	buf_reset(out);
+	int rc = buf_put_uvar(out, groups);
+	for (size_t i = 0; i < n && !rc;) {
+		size_t j = i;
+		while (j < n && memcmp(e[j].loc.pack, e[i].loc.pack, 32) == 0)
+			j++;
+		rc = buf_append(out, e[i].loc.pack, 32);
+		rc = rc ? rc : buf_put_uvar(out, j - i);
+		for (; i < j && !rc; i++) {
+			rc = buf_put_u8(out, e[i].loc.type);
+			rc = rc ? rc : buf_append(out, e[i].id, 32);
+			rc = rc ? rc : buf_put_uvar(out, e[i].loc.offset);
+			rc = rc ? rc : buf_put_uvar(out, e[i].loc.sealed_len);
+			rc = rc ? rc : buf_put_uvar(out, e[i].loc.raw_len);
+		}
+	}
+	return rc;
+}
+
+int index_decode(const void *p, size_t n, struct index_entry **out,
+		 size_t *nout, struct cairn_err *err)
+{
+	struct rd r = rd_make(p, n);
+	struct index_entry *e = NULL;
+	size_t ne = 0, cap = 0;
+	uint64_t groups = rd_uvar(&r);
+	for (uint64_t g = 0; g < groups && !r.bad; g++) {
+		uint8_t pack[32];
+		rd_copy(&r, pack, 32);
+		uint64_t cnt = rd_uvar(&r);
+		if (cnt > rd_left(&r) / 36)
+			r.bad = 1;
+		for (uint64_t i = 0; i < cnt && !r.bad; i++) {
+			if (ne == cap) {
+				cap = cap ? cap * 2 : 1024;
+				struct index_entry *ne2 = realloc(e, cap * sizeof(*e));
+				if (!ne2) {
+					free(e);
+					return cairn_err_set(err, CAIRN_ENOMEM, "out of memory reading an index");
+				}
+				e = ne2;
+			}
+			struct index_entry *x = &e[ne++];
+			memcpy(x->loc.pack, pack, 32);
+			x->loc.type = rd_u8(&r);
+			rd_copy(&r, x->id, 32);
+			x->loc.offset = rd_uvar(&r);
+			uint64_t sl = rd_uvar(&r), rl = rd_uvar(&r);
+			if (sl > UINT32_MAX || rl > UINT32_MAX ||
+			    (x->loc.type != BLOB_DATA && x->loc.type != BLOB_TREE))
+				r.bad = 1;
+			x->loc.sealed_len = (uint32_t)sl;
+			x->loc.raw_len = (uint32_t)rl;
+		}
+	}
+	if (r.bad || rd_left(&r)) {
+		free(e);
+		return cairn_err_set(err, CAIRN_ECORRUPT, "index object is malformed");
+	}
+	*out = e;
+	*nout = ne;
+	return 0;
+}
+
+/* ---- init and open ------------------------------------------------------ */
+
+static void default_identity(const char **host, const char **user, char *hbuf,
+			     size_t hlen)
+{
+	if (!*host) {
+		if (gethostname(hbuf, hlen) != 0)
+			snprintf(hbuf, hlen, "unknown");
+		hbuf[hlen - 1] = '\0';
+		*host = hbuf;
+	}
+	if (!*user) {
+		struct passwd *pw = getpwuid(geteuid());
+		*user = pw ? pw->pw_name : "unknown";
+	}
+}
+
+int repo_init(const struct repo_init_opts *o, char id_hex[65],
+	      struct cairn_err *err)
+{
+	struct storage *st = NULL;
+	struct buf cfgb = BUF_INIT, keyb = BUF_INIT;
+	uint8_t master[32];
+	struct repo_config cfg;
+	struct key_info info;
+	char hbuf[256];
+	const char *host = o->host, *user = o->user;
+	int rc = crypto_setup(err);
+	if (rc)
+		return rc;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.version = REPO_VERSION;
+	cfg.chunker = o->chunker;
+	if (!cfg.chunker.avg) {
+		cfg.chunker.min = FASTCDC_DEFAULT_MIN;
+		cfg.chunker.avg = FASTCDC_DEFAULT_AVG;
+		cfg.chunker.max = FASTCDC_DEFAULT_MAX;
+	}
+	cfg.pack_size = o->pack_size ? o->pack_size : REPO_DEFAULT_PACK_SIZE;
+	struct fastcdc probe;
+	uint64_t zero_gear[256] = {0};
+	if (fastcdc_init(&probe, &cfg.chunker, zero_gear) != 0)
+		return cairn_err_set(err, CAIRN_EUSAGE, "invalid chunker sizes min=%u avg=%u max=%u",
+				     cfg.chunker.min, cfg.chunker.avg, cfg.chunker.max);
+	randombytes_buf(cfg.id, 32);
+	randombytes_buf(master, 32);
+	default_identity(&host, &user, hbuf, sizeof(hbuf));
+
+	rc = storage_open(&st, o->url, 1, err);
+	if (rc)
+		goto out;
+	uint64_t size;
+	struct cairn_err e2;
+	if (storage_stat(st, "config", &size, &e2) == 0) {
+		rc = cairn_err_set(err, CAIRN_EEXIST,
+				   "%s is already a cairn repository: refusing to overwrite it", o->url);
+		goto out;
+	}
+	rc = keyfile_make(master, o->pass, o->pass_len, &o->kdf, host, user, &keyb, &info, err);
+	if (rc)
+		goto out;
+	char key[80];
+	snprintf(key, sizeof(key), "keys/%s", info.name);
+	/* The key first: a config without a key would be a repository that
+	 * nobody can open; a key without a config is not a repository yet,
+	 * and init can simply be run again. */
+	rc = storage_put(st, key, keyb.data, keyb.len, err);
+	if (rc)
+		goto out;
+	if (config_encode(&cfg, &cfgb)) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = storage_put(st, "config", cfgb.data, cfgb.len, err);
+	if (rc == CAIRN_EEXIST)
+		rc = cairn_err_set(err, CAIRN_EEXIST,
+				   "%s is already a cairn repository: refusing to overwrite it", o->url);
+	if (rc)
+		goto out;
+	hex_encode(id_hex, cfg.id, 32);
+out:
+	sodium_memzero(master, sizeof(master));
+	buf_free(&cfgb);
+	buf_free(&keyb);
+	storage_close(st);
+	return rc;
+}
+
+struct key_try {
+	struct repo *r;
+	const char *pass;
+	size_t pass_len;
+	uint8_t *master;
+	int found, nkeys;
+	struct cairn_err *err;
+};
+
+static int try_key(void *arg, const char *key, uint64_t size)
+{
+	struct key_try *kt = arg;
+	struct buf b = BUF_INIT;
+	struct cairn_err e;
+	(void)size;
+	kt->nkeys++;
+	if (storage_get(kt->r->st, key, 0, STORAGE_WHOLE, &b, &e) == 0 &&
+	    keyfile_open(b.data, b.len, kt->pass, kt->pass_len, kt->master, &e) == 0) {
+		kt->found = 1;
+		snprintf(kt->r->key_name, sizeof(kt->r->key_name), "%s", key + 5);
+	}
+	buf_free(&b);
+	return kt->found; /* stop at the first key that opens */
+}
+
+static void note(struct repo *r, const char *msg)
+{
+	if (r->note)
+		r->note(r->note_arg, msg);
+}
+
+static int cache_folder(char *out, size_t n, const char *base, const uint8_t id[32])
+{
+	char hex[65];
+	hex_encode(hex, id, 32);
+	if (base)
+		return snprintf(out, n, "%s/%s", base, hex) >= (int)n ? -1 : 0;
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	if (xdg && *xdg)
+		return snprintf(out, n, "%s/cairn/%s", xdg, hex) >= (int)n ? -1 : 0;
+	const char *home = getenv("HOME");
+	if (!home || !*home) {
+		struct passwd *pw = getpwuid(geteuid());
+		home = pw ? pw->pw_dir : "/tmp";
+	}
+	return snprintf(out, n, "%s/.cache/cairn/%s", home, hex) >= (int)n ? -1 : 0;
+}
+
+int repo_open(struct repo **out, const struct repo_open_opts *o,
+	      struct cairn_err *err)
+{
+	struct repo *r = calloc(1, sizeof(*r));
+	struct buf b = BUF_INIT;
+	uint8_t master[32];
+	int rc;
+	*out = NULL;
+	if (!r)
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	r->note = o->note;
+	r->note_arg = o->note_arg;
+	pack_writer_init(&r->pw[0]);
+	pack_writer_init(&r->pw[1]);
+	rc = crypto_setup(err);
+	if (rc)
+		goto fail;
+	rc = storage_open(&r->st, o->url, 0, err);
+	if (rc)
+		goto fail;
+	rc = storage_get(r->st, "config", 0, STORAGE_WHOLE, &b, err);
+	if (rc == CAIRN_ENOTFOUND) {
+		rc = cairn_err_set(err, CAIRN_ENOREPO, "%s is not a cairn repository (it has no config)",
+				   o->url);
+		goto fail;
+	}
+	if (rc)
+		goto fail;
+	rc = config_decode(b.data, b.len, &r->cfg, err);
+	if (rc) {
+		cairn_err_prefix(err, "%s", o->url);
+		goto fail;
+	}
+	if (o->master) {
+		memcpy(master, o->master, 32);
+	} else {
+		struct key_try kt = {r, o->pass, o->pass_len, master, 0, 0, err};
+		rc = storage_list(r->st, "keys/", try_key, &kt, err);
+		if (rc < 0)
+			goto fail;
+		if (!kt.found) {
+			rc = kt.nkeys ? cairn_err_set(err, CAIRN_EPASS, "wrong passphrase")
+				      : cairn_err_set(err, CAIRN_ECORRUPT,
+						      "%s has no keys: nobody can open it", o->url);
+			goto fail;
+		}
+	}
+	r->keys = keys_new(master);
+	sodium_memzero(master, sizeof(master));
+	r->sealer = sealer_new(o->zstd_level ? o->zstd_level : REPO_DEFAULT_ZSTD_LEVEL);
+	if (!r->keys || !r->sealer) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (fastcdc_init(&r->cdc, &r->cfg.chunker, r->keys->gear) != 0) {
+		rc = cairn_err_set(err, CAIRN_ECORRUPT, "repository config has invalid chunker sizes");
+		goto fail;
+	}
+	char dir[4096];
+	if (cache_folder(dir, sizeof(dir), o->cache_base, r->cfg.id)) {
+		rc = cairn_err_set(err, CAIRN_EUSAGE, "cache folder path is too long");
+		goto fail;
+	}
+	int rebuilt = 0;
+	rc = cache_open(&r->cache, dir, r->cfg.id, &rebuilt, err);
+	if (rc)
+		goto fail;
+	if (rebuilt)
+		note(r, "the local cache was damaged or out of date: rebuilding it from the repository");
+	rc = repo_sync_index(r, err);
+	if (rc)
+		goto fail;
+	buf_free(&b);
+	*out = r;
+	return 0;
+fail:
+	buf_free(&b);
+	repo_close(r);
+	return rc;
+}
+
+void repo_close(struct repo *r)
+{
+	if (!r)
+		return;
+	pack_writer_free(&r->pw[0]);
+	pack_writer_free(&r->pw[1]);
+	free(r->pending);
+	idset_free(&r->mine);
+	buf_free(&r->sealed);
+	sealer_free(r->sealer);
+	cache_close(r->cache);
+	keys_free(r->keys);
+	storage_close(r->st);
+	free(r);
+}
+
+const struct repo_config *repo_get_config(const struct repo *r) { return &r->cfg; }
+struct storage *repo_get_storage(struct repo *r) { return r->st; }
+const struct fastcdc *repo_get_chunker(const struct repo *r) { return &r->cdc; }
+const struct repo_keys *repo_get_keys(const struct repo *r) { return r->keys; }
+const char *repo_key_in_use(const struct repo *r) { return r->key_name; }
+const struct repo_write_stats *repo_get_write_stats(const struct repo *r) { return &r->ws; }
+
+/* ---- index synchronisation ---------------------------------------------- */
+
+struct name_list {
+	char **names;
+	size_t n;
+};
+
+static int collect_index(void *arg, const char *key, uint64_t size)
+{
+	struct name_list *l = arg;
+	(void)size;
+	const char *name = key + strlen("index/");
+	if (strlen(name) != 64)
+		return 0; /* not one of ours */
+	return strlist_add(&l->names, &l->n, name);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct stale_check {
+	struct name_list *listed;
+	int stale;
+};
+
+static int check_listed(void *arg, const char *name)
+{
+	struct stale_check *sc = arg;
+	const char *key = name;
+	if (!bsearch(&key, sc->listed->names, sc->listed->n, sizeof(char *), name_cmp)) {
+		sc->stale = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int merge_index(struct repo *r, const char *name, struct cairn_err *err)
+{
+	struct buf raw = BUF_INIT, plain = BUF_INIT;
+	struct index_entry *e = NULL;
+	size_t n = 0;
+	char key[80], what[100];
+	snprintf(key, sizeof(key), "index/%s", name);
+	snprintf(what, sizeof(what), "index object %.16s", name);
+	int rc = storage_get(r->st, key, 0, STORAGE_WHOLE, &raw, err);
+	rc = rc ? rc : obj_open(r->sealer, r->keys, INDEX_MAGIC, name, raw.data, raw.len,
+				&plain, what, err);
+	rc = rc ? rc : index_decode(plain.data, plain.len, &e, &n, err);
+	if (rc == CAIRN_ECORRUPT)
+		cairn_err_prefix(err, "%s", key);
+	rc = rc ? rc : cache_add_index(r->cache, name, e, n, err);
+	free(e);
+	buf_free(&raw);
+	buf_free(&plain);
+	return rc;
+}
+
+int repo_sync_index(struct repo *r, struct cairn_err *err)
+{
+	struct name_list l = {NULL, 0};
+	int rc = storage_list(r->st, "index/", collect_index, &l, err);
+	if (rc)
+		goto out;
+	qsort(l.names, l.n, sizeof(char *), name_cmp);
+	struct stale_check sc = {&l, 0};
+	rc = cache_each_index(r->cache, check_listed, &sc, err);
+	if (rc < 0)
+		goto out;
+	if (sc.stale) {
+		/* An index object we merged is gone (prune, or damage): the
+		 * cache may name blobs that no longer exist. Start over. */
+		note(r, "an index object the cache knew is gone: rebuilding the cache");
+		rc = cache_clear(r->cache, err);
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		rc = cache_has_index(r->cache, l.names[i], err);
+		if (rc < 0)
+			goto out;
+		if (rc == 1)
+			continue;
+		rc = merge_index(r, l.names[i], err);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+out:
+	strlist_free(l.names, l.n);
+	return rc;
+}
+
+int repo_rebuild_index(struct repo *r, struct cairn_err *err)
+{
+	int rc = cache_clear(r->cache, err);
+	return rc ? rc : repo_sync_index(r, err);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int write_index(struct repo *r, struct cairn_err *err)
+{
+	struct buf plain = BUF_INIT, sealed = BUF_INIT;
+	char name[65], key[80];
+	int rc = 0;
+	if (r->npending == 0)
+		return 0;
+	if (index_encode(r->pending, r->npending, &plain)) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = obj_seal(r->sealer, r->keys, INDEX_MAGIC, plain.data, plain.len, &sealed, name, err);
+	if (rc)
+		goto out;
+	snprintf(key, sizeof(key), "index/%s", name);
+	rc = storage_put(r->st, key, sealed.data, sealed.len, err);
+	if (rc)
+		goto out;
+	/* Durable in the repository: now the cache may know it. */
+	rc = cache_add_index(r->cache, name, r->pending, r->npending, err);
+	if (rc)
+		goto out;
+	r->npending = 0;
+	r->pending_packs = 0;
+	/* What is left of "mine" is only what the open packs hold. */
+	idset_clear(&r->mine);
+	for (int t = 0; t < 2; t++)
+		for (size_t i = 0; i < r->pw[t].n; i++)
+			if (idset_put(&r->mine, r->pw[t].ents[i].id, 0)) {
+				rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+				goto out;
+			}
+out:
+	buf_free(&plain);
+	buf_free(&sealed);
+	return rc;
+}
+
+static int write_pack(struct repo *r, struct pack_writer *pw, struct cairn_err *err)
+{
+	uint8_t id[32];
+	char key[80];
+	if (pw->n == 0)
+		return 0;
+	int rc = pack_writer_finish(pw, r->keys, id, err);
+	if (rc)
+		return rc;
+	pack_key(key, id);
+	rc = storage_put(r->st, key, pw->data.data, pw->data.len, err);
+	if (rc == CAIRN_EEXIST)
+		rc = 0; /* same name, same bytes: the name is their hash */
+	if (rc)
+		return rc;
+	if (r->npending + pw->n > r->pending_cap) {
+		size_t ncap = r->pending_cap ? r->pending_cap : 1024;
+		while (ncap < r->npending + pw->n)
+			ncap *= 2;
+		struct index_entry *p = realloc(r->pending, ncap * sizeof(*p));
+		if (!p)
+			return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		r->pending = p;
+		r->pending_cap = ncap;
+	}
+	memcpy(r->pending + r->npending, pw->ents, pw->n * sizeof(*pw->ents));
+	r->npending += pw->n;
+	r->pending_packs++;
+	r->ws.packs++;
+	pack_writer_reset(pw);
+	return 0;
+}
+
+static int refuse_failed(struct repo *r, struct cairn_err *err)
+{
+	return cairn_err_set(err, CAIRN_EIO,
+			     "an earlier write to %s failed: refusing to write more", r->st->url);
+}
+
+int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
+		  uint8_t id[32], int *added, struct cairn_err *err)
+{
+	struct blob_loc loc;
+	struct cairn_err e2;
+	int rc;
+	if (added)
+		*added = 0;
+	if (r->failed)
+		return refuse_failed(r, err);
+	if (n > UINT32_MAX)
+		return cairn_err_set(err, CAIRN_EINTERNAL, "blob larger than 4 GiB");
+	blob_id(id, r->keys, p, n);
+	if (idset_get(&r->mine, id, NULL))
+		return 0;
+	rc = cache_lookup(r->cache, id, &loc, &e2);
+	if (rc == 0 && loc.type == type)
+		return 0;
+	if (rc != 0 && rc != CAIRN_ENOTFOUND) {
+		*err = e2;
+		return rc;
+	}
+	buf_reset(&r->sealed);
+	rc = blob_seal(r->sealer, r->keys, type, id, p, n, &r->sealed, err);
+	if (rc)
+		goto fail;
+	struct pack_writer *pw = &r->pw[type == BLOB_TREE ? 1 : 0];
+	rc = pack_writer_add(pw, type, id, r->sealed.data, r->sealed.len, (uint32_t)n, err);
+	if (rc)
+		goto fail;
+	if (idset_put(&r->mine, id, 0)) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto fail;
+	}
+	r->ws.new_blobs++;
+	r->ws.new_bytes += n;
+	r->ws.stored_bytes += r->sealed.len;
+	if (added)
+		*added = 1;
+	if (pack_writer_size(pw) >= r->cfg.pack_size) {
+		rc = write_pack(r, pw, err);
+		if (!rc && r->pending_packs >= INDEX_EVERY_PACKS)
+			rc = write_index(r, err);
+		if (rc)
+			goto fail;
+	}
+	return 0;
+fail:
+	r->failed = 1;
+	return rc;
+}
+
+int repo_flush(struct repo *r, struct cairn_err *err)
+{
+	if (r->failed)
+		return refuse_failed(r, err);
+	/* Order of writes: every pack durable, then the index naming them. */
+	int rc = write_pack(r, &r->pw[0], err);
+	rc = rc ? rc : write_pack(r, &r->pw[1], err);
+	rc = rc ? rc : write_index(r, err);
+	if (rc)
+		r->failed = 1;
+	return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int repo_find_blob(struct repo *r, const uint8_t id[32], struct blob_loc *loc,
+		   struct cairn_err *err)
+{
+	int rc = cache_lookup(r->cache, id, loc, err);
+	if (rc == CAIRN_ENOTFOUND && idset_get(&r->mine, id, NULL)) {
+		/* Written by this process, not yet flushed. */
+		rc = repo_flush(r, err);
+		rc = rc ? rc : cache_lookup(r->cache, id, loc, err);
+	}
+	if (rc == CAIRN_ENOTFOUND) {
+		char hex[65];
+		hex_encode(hex, id, 32);
+		cairn_err_set(err, rc, "blob %s is not in the index", hex);
+	}
+	return rc;
+}
+
+int repo_get_blob(struct repo *r, uint8_t type, const uint8_t id[32],
+		  struct buf *out, struct cairn_err *err)
+{
+	struct blob_loc loc;
+	struct buf sealed = BUF_INIT;
+	char key[80], phex[65];
+	int rc = repo_find_blob(r, id, &loc, err);
+	if (rc)
+		return rc;
+	pack_key(key, loc.pack);
+	hex_encode(phex, loc.pack, 32);
+	rc = storage_get(r->st, key, loc.offset, loc.sealed_len, &sealed, err);
+	if (rc == 0)
+		rc = blob_open(r->sealer, r->keys, type, id, sealed.data, sealed.len, loc.raw_len,
+			       out, err);
+	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND)
+		cairn_err_prefix(err, "pack %s", phex);
+	buf_free(&sealed);
+	return rc;
+}
+
+int repo_get_tree(struct repo *r, const uint8_t id[32], struct tree *t,
+		  struct cairn_err *err)
+{
+	struct buf b = BUF_INIT;
+	int rc = repo_get_blob(r, BLOB_TREE, id, &b, err);
+	rc = rc ? rc : tree_decode(b.data, b.len, t, err);
+	buf_free(&b);
+	return rc;
+}
+
+int repo_put_tree(struct repo *r, struct tree *t, uint8_t id[32],
+		  struct cairn_err *err)
+{
+	struct buf b = BUF_INIT;
+	int rc = tree_encode(t, &b, err);
+	rc = rc ? rc : repo_put_blob(r, BLOB_TREE, b.data, b.len, id, NULL, err);
+	buf_free(&b);
+	return rc;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+int repo_snapshot_write(struct repo *r, struct snapshot *s, struct cairn_err *err)
+{
+	struct buf plain = BUF_INIT, sealed = BUF_INIT;
+	char key[80];
+	/* Order of writes: packs and their index first, the snapshot last. */
+	int rc = repo_flush(r, err);
+	if (rc)
+		return rc;
+	if (snapshot_encode(s, &plain)) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = obj_seal(r->sealer, r->keys, SNAP_MAGIC, plain.data, plain.len, &sealed, s->name, err);
+	if (rc)
+		goto out;
+	snprintf(key, sizeof(key), "snapshots/%s", s->name);
+	rc = storage_put(r->st, key, sealed.data, sealed.len, err);
+out:
+	buf_free(&plain);
+	buf_free(&sealed);
+	return rc;
+}
+
+static int load_snapshot(struct repo *r, const char *name, struct snapshot *s,
+			 struct cairn_err *err)
+{
+	struct buf raw = BUF_INIT, plain = BUF_INIT;
+	char key[80], what[100];
+	snprintf(key, sizeof(key), "snapshots/%s", name);
+	snprintf(what, sizeof(what), "snapshot %.16s", name);
+	int rc = storage_get(r->st, key, 0, STORAGE_WHOLE, &raw, err);
+	rc = rc ? rc : obj_open(r->sealer, r->keys, SNAP_MAGIC, name, raw.data, raw.len,
+				&plain, what, err);
+	rc = rc ? rc : snapshot_decode(plain.data, plain.len, s, err);
+	if (rc == 0)
+		snprintf(s->name, sizeof(s->name), "%s", name);
+	buf_free(&raw);
+	buf_free(&plain);
+	return rc;
+}
+
+static int collect_snap(void *arg, const char *key, uint64_t size)
+{
+	struct name_list *l = arg;
+	(void)size;
+	const char *name = key + strlen("snapshots/");
+	if (strlen(name) != 64)
+		return 0;
+	return strlist_add(&l->names, &l->n, name);
+}
+
+static int snap_time_cmp(const void *a, const void *b)
+{
+	const struct snapshot *x = a, *y = b;
+	if (x->time_ns != y->time_ns)
+		return x->time_ns < y->time_ns ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int repo_snapshots_load(struct repo *r, struct snapshot **out, size_t *n,
+			void (*bad)(void *arg, const char *name, const struct cairn_err *e),
+			void *bad_arg, struct cairn_err *err)
+{
+	struct name_list l = {NULL, 0};
+	struct snapshot *s = NULL;
+	size_t ns = 0;
+	*out = NULL;
+	*n = 0;
+	int rc = storage_list(r->st, "snapshots/", collect_snap, &l, err);
+	if (rc)
+		goto out;
+	s = calloc(l.n ? l.n : 1, sizeof(*s));
+	if (!s) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct cairn_err e;
+		int lrc = load_snapshot(r, l.names[i], &s[ns], &e);
+		if (lrc == 0)
+			ns++;
+		else if (bad)
+			bad(bad_arg, l.names[i], &e);
+	}
+	qsort(s, ns, sizeof(*s), snap_time_cmp);
+	*out = s;
+	*n = ns;
+	s = NULL;
+out:
+	free(s);
+	strlist_free(l.names, l.n);
+	return rc;
+}
+
+void repo_snapshots_free(struct snapshot *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		snapshot_free(&s[i]);
+	free(s);
+}
+
+int repo_snapshot_find(struct repo *r, const char *ref, struct snapshot *out,
+		       struct cairn_err *err)
+{
+	struct snapshot *all = NULL;
+	size_t n = 0, hits = 0, hit = 0;
+	size_t len = strlen(ref);
+	int latest = strcmp(ref, "latest") == 0;
+	if (!latest && (len < 8 || len > 64 || strspn(ref, "0123456789abcdef") != len))
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "snapshot '%s': give 'latest', a full id or at least 8 hex digits of one",
+				     ref);
+	int rc = repo_snapshots_load(r, &all, &n, NULL, NULL, err);
+	if (rc)
+		return rc;
+	if (latest) {
+		hits = n ? 1 : 0;
+		hit = n ? n - 1 : 0;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (strncmp(all[i].name, ref, len) == 0) {
+				hits++;
+				hit = i;
+			}
+	}
+	if (hits == 0)
+		rc = cairn_err_set(err, CAIRN_ENOTFOUND, latest ? "the repository has no snapshots"
+							      : "no snapshot %s", ref);
+	else if (hits > 1)
+		rc = cairn_err_set(err, CAIRN_EAMBIG, "snapshot prefix %s matches %zu snapshots", ref,
+				   hits);
+	else {
+		*out = all[hit];
+		memset(&all[hit], 0, sizeof(all[hit]));
+	}
+	repo_snapshots_free(all, n);
+	return rc;
+}
+
+/* ---- keys --------------------------------------------------------------- */
+
+struct key_collect {
+	struct repo *r;
+	struct key_info *v;
+	size_t n;
+	struct cairn_err *err;
+};
+
+static int collect_key(void *arg, const char *key, uint64_t size)
+{
+	struct key_collect *kc = arg;
+	struct buf b = BUF_INIT;
+	(void)size;
+	if (strlen(key) != 5 + 64)
+		return 0;
+	int rc = storage_get(kc->r->st, key, 0, STORAGE_WHOLE, &b, kc->err);
+	struct key_info info;
+	if (!rc)
+		rc = keyfile_info(b.data, b.len, &info, kc->err);
+	buf_free(&b);
+	if (rc) {
+		cairn_err_prefix(kc->err, "%s", key);
+		return rc;
+	}
+	struct key_info *v = realloc(kc->v, (kc->n + 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(kc->err, CAIRN_ENOMEM, "out of memory");
+	kc->v = v;
+	v[kc->n++] = info;
+	return 0;
+}
+
+int repo_key_list(struct repo *r, struct key_info **out, size_t *n,
+		  struct cairn_err *err)
+{
+	struct key_collect kc = {r, NULL, 0, err};
+	int rc = storage_list(r->st, "keys/", collect_key, &kc, err);
+	if (rc) {
+		free(kc.v);
+		return rc;
+	}
+	*out = kc.v;
+	*n = kc.n;
+	return 0;
+}
+
+int repo_key_add(struct repo *r, const char *pass, size_t pass_len,
+		 const struct kdf_params *kdf, const char *host, const char *user,
+		 char name[65], struct cairn_err *err)
+{
+	struct buf b = BUF_INIT;
+	struct key_info info;
+	char hbuf[256], key[80];
+	default_identity(&host, &user, hbuf, sizeof(hbuf));
+	int rc = keyfile_make(r->keys->master, pass, pass_len, kdf, host, user, &b, &info, err);
+	if (!rc) {
+		snprintf(key, sizeof(key), "keys/%s", info.name);
+		rc = storage_put(r->st, key, b.data, b.len, err);
+	}
+	if (!rc)
+		memcpy(name, info.name, 65);
+	buf_free(&b);
+	return rc;
+}
+
+int repo_key_remove(struct repo *r, const char *ref, struct cairn_err *err)
+{
+	struct key_info *v = NULL;
+	size_t n = 0, hits = 0, hit = 0, len = strlen(ref);
+	int rc = repo_key_list(r, &v, &n, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (len >= 8 && strncmp(v[i].name, ref, len) == 0) {
+			hits++;
+			hit = i;
+		}
+	if (hits != 1) {
+		if (hits)
+			rc = cairn_err_set(err, CAIRN_EAMBIG, "key prefix %s matches %zu keys", ref, hits);
+		else
+			rc = cairn_err_set(err, CAIRN_ENOTFOUND,
+					   "no key %s (give at least 8 hex digits of a name from 'cairn key list')",
+					   ref);
+	} else if (strcmp(v[hit].name, r->key_name) == 0) {
+		rc = cairn_err_set(err, CAIRN_EUSAGE,
+				   "key %.8s is the one in use: open the repository with another passphrase to remove it",
+				   v[hit].name);
+	} else if (n == 1) {
+		rc = cairn_err_set(err, CAIRN_EUSAGE, "refusing to remove the last key");
+	} else {
+		char key[80];
+		snprintf(key, sizeof(key), "keys/%s", v[hit].name);
+		rc = storage_del(r->st, key, err);
+	}
+	free(v);
+	return rc;
+}
+
+/* For check: every blob in the cache. */
+int cache_each_blob_of(struct repo *r, int (*cb)(void *, const struct index_entry *),
+		       void *arg, struct cairn_err *err)
+{
+	return cache_each_blob(r->cache, cb, arg, err);
+}

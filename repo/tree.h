@@ -1,0 +1,80 @@
+/*
+ * tree.h — tree blobs: one directory's entries, the nodes of the Merkle
+ * tree that a snapshot's root id commits to.
+ *
+ *   tree := u8 version(=1), uvar count, count × node     (sorted by name,
+ *                                                        bytewise, unique)
+ *   node := u8 type, u8 flags, str16 name, u32 mode, u32 uid, u32 gid,
+ *           u64 mtime_ns, u64 size, u64 inode, body, str16 ext
+ *   body := file:    uvar nblobs, nblobs × (id[32], uvar raw_len)
+ *           dir:     id[32] of the subtree blob
+ *           symlink: str16 target
+ *
+ * `ext` is reserved for later fields (readers skip it).  A tree blob is
+ * stored as a blob of type BLOB_TREE; its id is the keyed hash of these
+ * bytes, so a parent that names it commits to all below.
+ *
+ * Memory: a struct tree owns its nodes and their strings and blob lists.
+ */
+#ifndef CAIRN_TREE_H
+#define CAIRN_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo/buf.h"
+#include "repo/error.h"
+
+enum node_type {
+	NODE_FILE = 1,
+	NODE_DIR = 2,
+	NODE_SYMLINK = 3,
+};
+
+enum node_flags {
+	NODE_INCOMPLETE = 1, /* the file could not be read whole during backup */
+};
+
+struct blob_ref {
+	uint8_t id[32];
+	uint32_t len;
+};
+
+struct node {
+	char *name;
+	uint8_t type;
+	uint8_t flags;
+	uint32_t mode; /* permission bits (07777) */
+	uint32_t uid, gid;
+	int64_t mtime_ns;
+	uint64_t size;
+	uint64_t inode;
+	uint8_t subtree[32];     /* NODE_DIR */
+	char *target;            /* NODE_SYMLINK */
+	struct blob_ref *blobs;  /* NODE_FILE */
+	size_t nblobs, blobs_cap;
+};
+
+struct tree {
+	struct node *nodes;
+	size_t n, cap;
+};
+
+#define TREE_INIT {NULL, 0, 0}
+
+/* Appends a node, taking ownership of its name/target/blobs (the caller's
+ * struct is zeroed). */
+int tree_add(struct tree *t, struct node *nd);
+/* Appends one blob reference to a file node. */
+int node_add_blob(struct node *nd, const uint8_t id[32], uint32_t len);
+void node_free(struct node *nd);
+/* Sorts by name and encodes; CAIRN_EUSAGE if two nodes share a name. */
+int tree_encode(struct tree *t, struct buf *out, struct cairn_err *err);
+/* Parses a tree blob into t (empty on entry); CAIRN_ECORRUPT on any
+ * malformed or unsorted input. */
+int tree_decode(const void *p, size_t n, struct tree *t, struct cairn_err *err);
+/* Binary search in a decoded (sorted) tree; NULL if absent. */
+const struct node *tree_find(const struct tree *t, const char *name);
+void tree_free(struct tree *t);
+
+#endif
