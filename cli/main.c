@@ -1,3 +1,236 @@
-/* main.c — cairn's command line (being written). */
-#include <stdio.h>
-int main(void) { fprintf(stderr, "cairn: error: not built yet\n"); return 1; }
+/*
+ * main.c — `cairn`: parses the command line and runs one command.
+ *
+ * Options may come before or after the command.  Global options have
+ * environment fallbacks (CAIRN_REPOSITORY, CAIRN_PASSWORD_FILE,
+ * CAIRN_PASSWORD_COMMAND, CAIRN_CACHE_DIR); secrets never on the command
+ * line.  Exit codes: 0 success, 1 failure, 2 usage, 3 damage found.
+ */
+#include "cli/cli.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char help_text[] =
+	"cairn " CAIRN_VERSION_STRING " - encrypted, deduplicated backups\n"
+	"\n"
+	"usage: cairn [global options] COMMAND [options] [arguments]\n"
+	"\n"
+	"commands:\n"
+	"  init                          create a repository\n"
+	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable]\n"
+	"  backup --stdin --stdin-name NAME [--tag T]\n"
+	"                                store paths (or standard input) as a new snapshot\n"
+	"  snapshots                     list snapshots\n"
+	"  ls SNAPSHOT [PATH]            list the files of a snapshot\n"
+	"  cat SNAPSHOT PATH             write one file of a snapshot to standard output\n"
+	"  restore SNAPSHOT --target DIR [--include PATH]... [--force]\n"
+	"                                restore a snapshot (refuses a non-empty DIR without --force)\n"
+	"  check [--read-data]           verify the repository's structure (and all data)\n"
+	"  key list | key add | key remove ID | key passwd\n"
+	"                                manage the passphrases that open the repository\n"
+	"                                (new passphrase: --new-password-file F, or a prompt)\n"
+	"  stats [SNAPSHOT]              logical and stored bytes, blobs, packs, dedup ratio\n"
+	"  help                          this text\n"
+	"\n"
+	"A SNAPSHOT is 'latest', a full id, or a unique prefix of at least 8 hex digits.\n"
+	"\n"
+	"global options:\n"
+	"  -r, --repo URL                repository location (env CAIRN_REPOSITORY)\n"
+	"  --password-file F             read the passphrase from F (env CAIRN_PASSWORD_FILE)\n"
+	"  --password-command CMD        run CMD for the passphrase (env CAIRN_PASSWORD_COMMAND)\n"
+	"                                (else env CAIRN_PASSWORD, else a prompt on the terminal)\n"
+	"  --cache-dir DIR               local index cache (env CAIRN_CACHE_DIR;\n"
+	"                                default $XDG_CACHE_HOME/cairn or ~/.cache/cairn)\n"
+	"  --json                        machine-readable output\n"
+	"  -q, --quiet                   print only errors\n"
+	"  -v, --verbose                 say more (progress lines even when not on a terminal)\n"
+	"\n"
+	"exit codes: 0 success, 1 failure, 2 usage error, 3 damage found (check or restore\n"
+	"met data that fails verification)\n";
+
+enum opt_kind { FLAG, VALUE };
+
+struct opt {
+	const char *lng;
+	char shrt;
+	enum opt_kind kind;
+	int id;
+};
+
+enum {
+	O_REPO, O_PWFILE, O_PWCMD, O_CACHE, O_JSON, O_QUIET, O_VERBOSE, O_HELP,
+	O_TAG, O_HOST, O_STDIN, O_STDIN_NAME, O_TARGET, O_INCLUDE, O_FORCE,
+	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE,
+};
+
+static const struct opt opts[] = {
+	{"repo", 'r', VALUE, O_REPO},
+	{"password-file", 0, VALUE, O_PWFILE},
+	{"password-command", 0, VALUE, O_PWCMD},
+	{"cache-dir", 0, VALUE, O_CACHE},
+	{"json", 0, FLAG, O_JSON},
+	{"quiet", 'q', FLAG, O_QUIET},
+	{"verbose", 'v', FLAG, O_VERBOSE},
+	{"help", 'h', FLAG, O_HELP},
+	{"tag", 0, VALUE, O_TAG},
+	{"host", 0, VALUE, O_HOST},
+	{"stdin", 0, FLAG, O_STDIN},
+	{"stdin-name", 0, VALUE, O_STDIN_NAME},
+	{"target", 0, VALUE, O_TARGET},
+	{"include", 0, VALUE, O_INCLUDE},
+	{"force", 0, FLAG, O_FORCE},
+	{"read-data", 0, FLAG, O_READ_DATA},
+	{"new-password-file", 0, VALUE, O_NEW_PWFILE},
+	{"ignore-unreadable", 0, FLAG, O_IGNORE_UNREADABLE},
+};
+
+/* Which command-specific options each command accepts. */
+static int allowed(const char *cmd, int id)
+{
+	if (id <= O_HELP)
+		return 1;
+	if (!strcmp(cmd, "backup"))
+		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
+		       id == O_IGNORE_UNREADABLE;
+	if (!strcmp(cmd, "init"))
+		return id == O_HOST;
+	if (!strcmp(cmd, "restore"))
+		return id == O_TARGET || id == O_INCLUDE || id == O_FORCE;
+	if (!strcmp(cmd, "check"))
+		return id == O_READ_DATA;
+	if (!strcmp(cmd, "key"))
+		return id == O_NEW_PWFILE || id == O_HOST;
+	return 0;
+}
+
+static int push(const char **list, size_t *n, const char *v)
+{
+	if (*n >= MAX_LIST)
+		return -1;
+	list[(*n)++] = v;
+	return 0;
+}
+
+static int set_opt(struct cli *c, int id, const char *v)
+{
+	switch (id) {
+	case O_REPO: c->repo = v; break;
+	case O_PWFILE: c->password_file = v; break;
+	case O_PWCMD: c->password_command = v; break;
+	case O_CACHE: c->cache_dir = v; break;
+	case O_JSON: c->json = 1; break;
+	case O_QUIET: c->quiet = 1; break;
+	case O_VERBOSE: c->verbose++; break;
+	case O_TAG: return push(c->tags, &c->ntags, v);
+	case O_HOST: c->host = v; break;
+	case O_STDIN: c->use_stdin = 1; break;
+	case O_STDIN_NAME: c->stdin_name = v; break;
+	case O_TARGET: c->target = v; break;
+	case O_INCLUDE: return push(c->includes, &c->nincludes, v);
+	case O_FORCE: c->force = 1; break;
+	case O_READ_DATA: c->read_data = 1; break;
+	case O_NEW_PWFILE: c->new_password_file = v; break;
+	case O_IGNORE_UNREADABLE: c->ignore_unreadable = 1; break;
+	}
+	return 0;
+}
+
+static const char *env_or(const char *v, const char *name)
+{
+	const char *e = getenv(name);
+	return v ? v : (e && *e ? e : NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static struct cli c;
+	const char *cmd = NULL;
+	int help = 0, dashdash = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (dashdash || a[0] != '-' || a[1] == '\0') {
+			if (!cmd)
+				cmd = a;
+			else if (push(c.args, &c.nargs, a))
+				return cli_usage("too many arguments");
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			dashdash = 1;
+			continue;
+		}
+		const struct opt *o = NULL;
+		const char *val = NULL;
+		if (a[1] == '-') {
+			const char *name = a + 2, *eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+				if (strlen(opts[k].lng) == len && !strncmp(opts[k].lng, name, len))
+					o = &opts[k];
+			if (o && eq) {
+				if (o->kind == FLAG)
+					return cli_usage("option --%s takes no value", o->lng);
+				val = eq + 1;
+			}
+		} else if (a[2] == '\0') {
+			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+				if (opts[k].shrt == a[1])
+					o = &opts[k];
+		}
+		if (!o)
+			return cli_usage("unknown option %s", a);
+		if (o->kind == VALUE && !val) {
+			if (i + 1 >= argc)
+				return cli_usage("option %s needs a value", a);
+			val = argv[++i];
+		}
+		if (o->id == O_HELP) {
+			help = 1;
+			continue;
+		}
+		if (cmd && !allowed(cmd, o->id))
+			return cli_usage("option %s does not apply to '%s'", a, cmd);
+		if (set_opt(&c, o->id, val))
+			return cli_usage("too many %s options", a);
+	}
+	if (help || !cmd || !strcmp(cmd, "help")) {
+		fputs(help_text, help || cmd ? stdout : stderr);
+		return help || cmd ? EXIT_OK : EXIT_USAGE;
+	}
+	/* Options given before the command were not checked against it. */
+	if (c.ntags && strcmp(cmd, "backup"))
+		return cli_usage("--tag applies to 'backup'");
+	c.repo = env_or(c.repo, "CAIRN_REPOSITORY");
+	c.password_file = env_or(c.password_file, "CAIRN_PASSWORD_FILE");
+	c.password_command = env_or(c.password_command, "CAIRN_PASSWORD_COMMAND");
+	c.cache_dir = env_or(c.cache_dir, "CAIRN_CACHE_DIR");
+	c.progress = !c.quiet && !c.json && isatty(STDERR_FILENO);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "cairn: error: libsodium failed to initialise\n");
+		return EXIT_FAIL;
+	}
+
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli *);
+	} cmds[] = {
+		{"init", cmd_init}, {"backup", cmd_backup}, {"snapshots", cmd_snapshots},
+		{"ls", cmd_ls}, {"cat", cmd_cat}, {"restore", cmd_restore},
+		{"check", cmd_check}, {"key", cmd_key}, {"stats", cmd_stats},
+	};
+	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
+		if (!strcmp(cmd, cmds[k].name)) {
+			int rc = cmds[k].fn(&c);
+			fflush(stdout);
+			if (ferror(stdout)) {
+				fprintf(stderr, "cairn: error: writing to standard output failed\n");
+				return EXIT_FAIL;
+			}
+			return rc;
+		}
+	return cli_usage("unknown command '%s'", cmd);
+}

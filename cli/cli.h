@@ -1,0 +1,86 @@
+/*
+ * cli.h — the process context of the `cairn` command and the helpers its
+ * commands share: options, passphrases, output, exit codes.
+ *
+ * cli/ is the only place that prints or exits.  Errors are reported once,
+ * as "cairn: error: <what failed>" and an optional "hint: " line.
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "repo/repo.h"
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_DAMAGE = 3,
+};
+
+#define MAX_LIST 256
+
+struct cli {
+	/* global */
+	const char *repo;
+	const char *password_file;
+	const char *password_command;
+	const char *cache_dir;
+	int json, quiet, verbose;
+	int progress; /* stderr is a TTY and not quiet */
+	/* command options */
+	const char *args[MAX_LIST];
+	size_t nargs;
+	const char *tags[MAX_LIST];
+	size_t ntags;
+	const char *includes[MAX_LIST];
+	size_t nincludes;
+	const char *host;
+	const char *target;
+	const char *stdin_name;
+	const char *new_password_file;
+	int use_stdin, force, read_data, ignore_unreadable;
+};
+
+/* Prints "cairn: error: ..." (and a hint for well-known codes) and returns
+ * the exit code for `rc`. */
+int cli_fail(const struct cli *c, int rc, const struct cairn_err *e);
+/* Prints a usage error and returns EXIT_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(void *arg, const char *msg);
+void cli_note(void *arg, const char *msg);
+void cli_progress(void *arg, uint64_t bytes, uint64_t files);
+void cli_progress_done(const struct cli *c);
+
+/* The passphrase: `file` (--password-file), --password-command,
+ * CAIRN_PASSWORD, or a prompt on the terminal.  `confirm` asks twice (new
+ * passphrases); `fresh` skips the command and the environment (a second,
+ * new passphrase: only `file` or the terminal can give it).
+ * *out is malloc'd; wipe and free it with cli_pass_free. */
+int cli_get_pass(const struct cli *c, const char *file, int confirm,
+		 int fresh, const char *prompt, char **out, size_t *len,
+		 struct cairn_err *err);
+void cli_pass_free(char *p, size_t len);
+
+/* Opens the repository named by -r / CAIRN_REPOSITORY. */
+int cli_open(struct cli *c, struct repo **r, struct cairn_err *err);
+
+/* Output helpers. */
+void json_str(FILE *f, const char *s);
+void fmt_bytes(char *out, size_t n, uint64_t bytes);
+void fmt_time(char *out, size_t n, int64_t ns);
+
+int cmd_init(struct cli *c);
+int cmd_backup(struct cli *c);
+int cmd_snapshots(struct cli *c);
+int cmd_ls(struct cli *c);
+int cmd_cat(struct cli *c);
+int cmd_restore(struct cli *c);
+int cmd_check(struct cli *c);
+int cmd_key(struct cli *c);
+int cmd_stats(struct cli *c);
+
+#endif

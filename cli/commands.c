@@ -1,0 +1,533 @@
+/* commands.c — one function per cairn command; see `cairn help`. */
+#include "cli/cli.h"
+#include "repo/check.h"
+#include "repo/fs.h"
+#include "repo/idset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cmd_init(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	char *pass = NULL, id[65];
+	size_t plen = 0;
+	if (!c->repo)
+		return cli_usage("no repository: give -r/--repo or set CAIRN_REPOSITORY");
+	int rc = cli_get_pass(c, c->password_file, 1, 0, "New repository passphrase: ", &pass, &plen,
+			      &err);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	struct repo_init_opts o;
+	memset(&o, 0, sizeof(o));
+	o.url = c->repo;
+	o.pass = pass;
+	o.pass_len = plen;
+	o.kdf.opslimit = CAIRN_KDF_OPS;
+	o.kdf.memlimit = CAIRN_KDF_MEM;
+	o.host = c->host;
+	rc = repo_init(&o, id, &err);
+	cli_pass_free(pass, plen);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	if (c->json)
+		printf("{\"repository\":\"%s\",\"location\":", id), json_str(stdout, c->repo), printf("}\n");
+	else if (!c->quiet)
+		printf("created cairn repository %.8s at %s\n"
+		       "keep the passphrase safe: without it the data cannot be read back\n",
+		       id, c->repo);
+	return EXIT_OK;
+}
+
+int cmd_backup(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot s;
+	memset(&s, 0, sizeof(s));
+	if (c->use_stdin && !c->stdin_name)
+		return cli_usage("--stdin needs --stdin-name NAME");
+	if (c->use_stdin && c->nargs)
+		return cli_usage("give either paths or --stdin, not both");
+	if (!c->use_stdin && !c->nargs)
+		return cli_usage("backup needs PATH... or --stdin --stdin-name NAME");
+	int rc = cli_open(c, &r, &err);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	struct backup_opts o;
+	memset(&o, 0, sizeof(o));
+	o.paths = c->args;
+	o.npaths = c->nargs;
+	o.stdin_name = c->use_stdin ? c->stdin_name : NULL;
+	o.stdin_fd = STDIN_FILENO;
+	o.host = c->host;
+	o.tags = c->tags;
+	o.ntags = c->ntags;
+	o.ignore_unreadable = c->ignore_unreadable;
+	o.warn = cli_warn;
+	o.progress = cli_progress;
+	o.arg = c;
+	rc = repo_backup(r, &o, &s, &err);
+	cli_progress_done(c);
+	if (rc == 0 || rc == CAIRN_EPARTIAL) {
+		char rd[32], nw[32], st[32];
+		fmt_bytes(rd, sizeof(rd), s.stats.logical_bytes);
+		fmt_bytes(nw, sizeof(nw), s.stats.new_bytes);
+		fmt_bytes(st, sizeof(st), s.stats.stored_bytes);
+		if (c->json)
+			printf("{\"snapshot\":\"%s\",\"bytes_read\":%llu,\"bytes_new\":%llu,"
+			       "\"bytes_stored\":%llu,\"files\":%llu,\"errors\":%llu}\n",
+			       s.name, (unsigned long long)s.stats.logical_bytes,
+			       (unsigned long long)s.stats.new_bytes,
+			       (unsigned long long)s.stats.stored_bytes,
+			       (unsigned long long)s.stats.files, (unsigned long long)s.stats.errors);
+		else if (!c->quiet)
+			printf("snapshot %s saved\n%llu files, %s read, %s new, %s stored after compression\n",
+			       s.name, (unsigned long long)s.stats.files, rd, nw, st);
+	}
+	if (rc == CAIRN_EPARTIAL) {
+		cairn_err_prefix(&err, "backup incomplete");
+		fprintf(stderr, "cairn: error: %s\nhint: the paths are listed above; use --ignore-unreadable to accept this\n",
+			err.msg);
+		rc = EXIT_FAIL;
+	} else if (rc) {
+		rc = cli_fail(c, rc, &err);
+	}
+	snapshot_free(&s);
+	repo_close(r);
+	return rc;
+}
+
+static void print_list(FILE *f, char **v, size_t n)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, v[i]);
+	}
+	fputc(']', f);
+}
+
+static void bad_snapshot(void *arg, const char *name, const struct cairn_err *e)
+{
+	(void)arg;
+	fprintf(stderr, "cairn: warning: snapshot %.16s cannot be read: %s\n", name, e->msg);
+}
+
+int cmd_snapshots(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot *s = NULL;
+	size_t n = 0;
+	int rc = cli_open(c, &r, &err);
+	rc = rc ? rc : repo_snapshots_load(r, &s, &n, bad_snapshot, c, &err);
+	if (rc) {
+		repo_close(r);
+		return cli_fail(c, rc, &err);
+	}
+	if (c->json) {
+		printf("[");
+		for (size_t i = 0; i < n; i++) {
+			char root[65], t[32];
+			hex_encode(root, s[i].root, 32);
+			fmt_time(t, sizeof(t), s[i].time_ns);
+			printf("%s{\"id\":\"%s\",\"short_id\":\"%.8s\",\"time\":\"%s\",\"time_unix_ns\":%lld,"
+			       "\"host\":",
+			       i ? "," : "", s[i].name, s[i].name, t, (long long)s[i].time_ns);
+			json_str(stdout, s[i].host ? s[i].host : "");
+			printf(",\"user\":");
+			json_str(stdout, s[i].user ? s[i].user : "");
+			printf(",\"paths\":");
+			print_list(stdout, s[i].paths, s[i].npaths);
+			printf(",\"tags\":");
+			print_list(stdout, s[i].tags, s[i].ntags);
+			printf(",\"root\":\"%s\",\"incomplete\":%s,\"bytes_read\":%llu,\"bytes_new\":%llu,"
+			       "\"bytes_stored\":%llu,\"files\":%llu}",
+			       root, (s[i].flags & SNAP_INCOMPLETE) ? "true" : "false",
+			       (unsigned long long)s[i].stats.logical_bytes,
+			       (unsigned long long)s[i].stats.new_bytes,
+			       (unsigned long long)s[i].stats.stored_bytes,
+			       (unsigned long long)s[i].stats.files);
+		}
+		printf("]\n");
+	} else {
+		printf("%-8s  %-19s  %-16s  %-10s  %s\n", "ID", "Time", "Host", "Size", "Paths / tags");
+		for (size_t i = 0; i < n; i++) {
+			char t[32], sz[32];
+			fmt_time(t, sizeof(t), s[i].time_ns);
+			fmt_bytes(sz, sizeof(sz), s[i].stats.logical_bytes);
+			printf("%.8s  %-19s  %-16.16s  %-10s  ", s[i].name, t, s[i].host ? s[i].host : "",
+			       sz);
+			for (size_t j = 0; j < s[i].npaths; j++)
+				printf("%s%s", j ? " " : "", s[i].paths[j]);
+			for (size_t j = 0; j < s[i].ntags; j++)
+				printf(" [%s]", s[i].tags[j]);
+			if (s[i].flags & SNAP_INCOMPLETE)
+				printf(" (incomplete)");
+			printf("\n");
+		}
+		printf("%zu snapshot(s)\n", n);
+	}
+	repo_snapshots_free(s, n);
+	repo_close(r);
+	return EXIT_OK;
+}
+
+struct ls_ctx {
+	struct cli *c;
+	int first;
+};
+
+static int ls_one(void *arg, const char *path, const struct node *nd)
+{
+	struct ls_ctx *l = arg;
+	static const char *types[] = {"?", "file", "dir", "symlink"};
+	const char *type = nd->type <= 3 ? types[nd->type] : "?";
+	if (l->c->json) {
+		printf("%s{\"path\":", l->first ? "" : ",\n");
+		json_str(stdout, path);
+		printf(",\"type\":\"%s\",\"mode\":\"%04o\",\"size\":%llu,\"mtime_unix_ns\":%lld,"
+		       "\"uid\":%u,\"gid\":%u",
+		       type, nd->mode, (unsigned long long)nd->size, (long long)nd->mtime_ns, nd->uid,
+		       nd->gid);
+		if (nd->type == NODE_SYMLINK) {
+			printf(",\"target\":");
+			json_str(stdout, nd->target);
+		}
+		printf("}");
+	} else {
+		char t[32];
+		fmt_time(t, sizeof(t), nd->mtime_ns);
+		printf("%c%04o %10llu %s %s%s%s%s\n", nd->type == NODE_DIR ? 'd' : nd->type == NODE_SYMLINK ? 'l' : '-',
+		       nd->mode, (unsigned long long)nd->size, t, path,
+		       nd->type == NODE_SYMLINK ? " -> " : "", nd->type == NODE_SYMLINK ? nd->target : "",
+		       (nd->flags & NODE_INCOMPLETE) ? " (incomplete)" : "");
+	}
+	l->first = 0;
+	return 0;
+}
+
+int cmd_ls(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot s;
+	memset(&s, 0, sizeof(s));
+	if (c->nargs < 1 || c->nargs > 2)
+		return cli_usage("ls needs SNAPSHOT [PATH]");
+	int rc = cli_open(c, &r, &err);
+	rc = rc ? rc : repo_snapshot_find(r, c->args[0], &s, &err);
+	struct ls_ctx l = {c, 1};
+	if (!rc) {
+		if (c->json)
+			printf("[");
+		rc = repo_walk(r, &s, c->nargs > 1 ? c->args[1] : "/", ls_one, &l, &err);
+		if (c->json)
+			printf("]\n");
+	}
+	snapshot_free(&s);
+	repo_close(r);
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}
+
+int cmd_cat(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot s;
+	memset(&s, 0, sizeof(s));
+	if (c->nargs != 2)
+		return cli_usage("cat needs SNAPSHOT PATH");
+	int rc = cli_open(c, &r, &err);
+	rc = rc ? rc : repo_snapshot_find(r, c->args[0], &s, &err);
+	rc = rc ? rc : repo_cat(r, &s, c->args[1], STDOUT_FILENO, &err);
+	snapshot_free(&s);
+	repo_close(r);
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}
+
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 1 : -1;
+	struct dirent *de;
+	int empty = 1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+int cmd_restore(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot s;
+	struct restore_stats st;
+	memset(&s, 0, sizeof(s));
+	if (c->nargs != 1)
+		return cli_usage("restore needs SNAPSHOT --target DIR");
+	if (!c->target)
+		return cli_usage("restore needs --target DIR");
+	int empty = dir_is_empty(c->target);
+	if (empty < 0) {
+		cairn_err_errno(&err, errno, "cannot read target folder %s", c->target);
+		return cli_fail(c, CAIRN_EIO, &err);
+	}
+	if (!empty && !c->force) {
+		cairn_err_set(&err, CAIRN_EUSAGE,
+			      "target folder %s is not empty: refusing to restore into it (use --force to overwrite)",
+			      c->target);
+		return cli_fail(c, CAIRN_EUSAGE, &err);
+	}
+	int rc = cli_open(c, &r, &err);
+	rc = rc ? rc : repo_snapshot_find(r, c->args[0], &s, &err);
+	if (!rc) {
+		struct restore_opts o;
+		memset(&o, 0, sizeof(o));
+		o.target = c->target;
+		o.includes = c->includes;
+		o.nincludes = c->nincludes;
+		o.overwrite = c->force;
+		o.warn = cli_warn;
+		o.progress = cli_progress;
+		o.arg = c;
+		rc = repo_restore(r, &s, &o, &st, &err);
+		cli_progress_done(c);
+		if ((rc == 0 || rc == CAIRN_ECORRUPT) && !c->quiet) {
+			char b[32];
+			fmt_bytes(b, sizeof(b), st.bytes);
+			if (c->json)
+				printf("{\"snapshot\":\"%s\",\"files\":%llu,\"dirs\":%llu,\"bytes\":%llu,"
+				       "\"damaged\":%llu}\n",
+				       s.name, (unsigned long long)st.files, (unsigned long long)st.dirs,
+				       (unsigned long long)st.bytes, (unsigned long long)st.damaged);
+			else
+				printf("restored snapshot %.8s to %s: %llu files, %llu folders, %s%s\n", s.name,
+				       c->target, (unsigned long long)st.files, (unsigned long long)st.dirs,
+				       b, st.damaged ? " (some damaged files were NOT restored)" : "");
+		}
+	}
+	snapshot_free(&s);
+	repo_close(r);
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}
+
+static void check_report(void *arg, const char *msg)
+{
+	struct cli *c = arg;
+	cli_progress_done(c);
+	printf("%s\n", msg);
+}
+
+int cmd_check(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct check_result res;
+	memset(&res, 0, sizeof(res));
+	int rc = cli_open(c, &r, &err);
+	if (!rc) {
+		struct check_opts o = {c->read_data, check_report, NULL, c};
+		rc = repo_check(r, &o, &res, &err);
+	}
+	repo_close(r);
+	if ((rc == 0 || rc == CAIRN_ECORRUPT) && !c->quiet) {
+		if (c->json)
+			printf("{\"snapshots\":%llu,\"trees\":%llu,\"data_blobs\":%llu,\"packs\":%llu,"
+			       "\"packs_read\":%llu,\"problems\":%llu,\"damaged_packs\":%llu,"
+			       "\"damaged_files\":%llu}\n",
+			       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
+			       (unsigned long long)res.data_blobs, (unsigned long long)res.packs,
+			       (unsigned long long)res.packs_read, (unsigned long long)res.problems,
+			       (unsigned long long)res.damaged_packs, (unsigned long long)res.damaged_files);
+		else
+			printf("checked %llu snapshot(s), %llu tree(s), %llu data blob(s), %llu pack(s)%s: %s\n",
+			       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
+			       (unsigned long long)res.data_blobs, (unsigned long long)res.packs,
+			       c->read_data ? " (all data read)" : "",
+			       rc ? "DAMAGE FOUND" : "no errors");
+	}
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}
+
+int cmd_key(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	if (c->nargs < 1)
+		return cli_usage("key needs add, list, remove ID or passwd");
+	const char *sub = c->args[0];
+	if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "remove") &&
+	    strcmp(sub, "passwd"))
+		return cli_usage("unknown key command '%s' (add, list, remove ID, passwd)", sub);
+	if (!strcmp(sub, "remove") && c->nargs != 2)
+		return cli_usage("key remove needs the key's ID");
+	int rc = cli_open(c, &r, &err);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	if (!strcmp(sub, "list")) {
+		struct key_info *v = NULL;
+		size_t n = 0;
+		rc = repo_key_list(r, &v, &n, &err);
+		if (!rc) {
+			if (c->json)
+				printf("[");
+			else
+				printf("   %-8s  %-19s  %-20s  %s\n", "ID", "Created", "Host", "User");
+			for (size_t i = 0; i < n; i++) {
+				char t[32];
+				int cur = !strcmp(v[i].name, repo_key_in_use(r));
+				fmt_time(t, sizeof(t), (int64_t)v[i].created * 1000000000);
+				if (c->json) {
+					printf("%s{\"id\":\"%s\",\"current\":%s,\"created\":\"%s\",\"host\":",
+					       i ? "," : "", v[i].name, cur ? "true" : "false", t);
+					json_str(stdout, v[i].host);
+					printf(",\"user\":");
+					json_str(stdout, v[i].user);
+					printf("}");
+				} else {
+					printf("%s %.8s  %-19s  %-20s  %s\n", cur ? "*" : " ", v[i].name, t,
+					       v[i].host, v[i].user);
+				}
+			}
+			if (c->json)
+				printf("]\n");
+		}
+		free(v);
+	} else if (!strcmp(sub, "remove")) {
+		rc = repo_key_remove(r, c->args[1], &err);
+		if (!rc && !c->quiet)
+			printf("removed key %s\n", c->args[1]);
+	} else {
+		char *pass = NULL, name[65];
+		size_t plen = 0;
+		struct kdf_params kdf = {CAIRN_KDF_OPS, CAIRN_KDF_MEM};
+		rc = cli_get_pass(c, c->new_password_file, 1, 1, "New passphrase: ", &pass, &plen, &err);
+		rc = rc ? rc : repo_key_add(r, pass, plen, &kdf, c->host, NULL, name, &err);
+		cli_pass_free(pass, plen);
+		if (!rc && !strcmp(sub, "passwd")) {
+			char old[65];
+			snprintf(old, sizeof(old), "%s", repo_key_in_use(r));
+			char key[80];
+			snprintf(key, sizeof(key), "keys/%s", old);
+			/* The new key is durable before the old one goes. */
+			rc = storage_del(repo_get_storage(r), key, &err);
+			if (!rc && !c->quiet)
+				printf("passphrase changed: key %.8s replaces %.8s\n", name, old);
+		} else if (!rc && !c->quiet) {
+			printf("added key %.8s\n", name);
+		}
+	}
+	repo_close(r);
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}
+
+struct stats_ctx {
+	struct repo *r;
+	struct idset seen;
+	uint64_t logical, files, blobs, unique_raw, unique_stored;
+	struct cairn_err *err;
+};
+
+static int stats_walk(void *arg, const char *path, const struct node *nd)
+{
+	struct stats_ctx *x = arg;
+	(void)path;
+	if (nd->type != NODE_FILE)
+		return 0;
+	x->files++;
+	x->logical += nd->size;
+	for (size_t i = 0; i < nd->nblobs; i++) {
+		x->blobs++;
+		if (idset_get(&x->seen, nd->blobs[i].id, NULL))
+			continue;
+		struct blob_loc loc;
+		int rc = repo_find_blob(x->r, nd->blobs[i].id, &loc, x->err);
+		if (rc)
+			return rc;
+		if (idset_put(&x->seen, nd->blobs[i].id, 0))
+			return CAIRN_ENOMEM;
+		x->unique_raw += loc.raw_len;
+		x->unique_stored += loc.sealed_len;
+	}
+	return 0;
+}
+
+struct pack_count {
+	uint64_t n, bytes;
+};
+
+static int count_pack(void *arg, const char *key, uint64_t size)
+{
+	struct pack_count *p = arg;
+	(void)key;
+	p->n++;
+	p->bytes += size;
+	return 0;
+}
+
+int cmd_stats(struct cli *c)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	struct snapshot *s = NULL;
+	size_t n = 0;
+	struct pack_count pc = {0, 0};
+	if (c->nargs > 1)
+		return cli_usage("stats takes at most one SNAPSHOT");
+	int rc = cli_open(c, &r, &err);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	struct stats_ctx x;
+	memset(&x, 0, sizeof(x));
+	x.r = r;
+	x.err = &err;
+	if (c->nargs == 1) {
+		s = calloc(1, sizeof(*s));
+		n = 1;
+		rc = s ? repo_snapshot_find(r, c->args[0], s, &err)
+		       : cairn_err_set(&err, CAIRN_ENOMEM, "out of memory");
+	} else {
+		rc = repo_snapshots_load(r, &s, &n, bad_snapshot, c, &err);
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = repo_walk(r, &s[i], "/", stats_walk, &x, &err);
+	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", count_pack, &pc, &err);
+	if (!rc) {
+		double ratio = x.unique_stored ? (double)x.logical / (double)x.unique_stored : 0;
+		if (c->json) {
+			printf("{\"snapshots\":%zu,\"files\":%llu,\"logical_bytes\":%llu,\"blobs\":%llu,"
+			       "\"unique_blobs\":%zu,\"unique_bytes\":%llu,\"stored_bytes\":%llu,"
+			       "\"packs\":%llu,\"pack_bytes\":%llu,\"dedup_ratio\":%.3f}\n",
+			       n, (unsigned long long)x.files, (unsigned long long)x.logical,
+			       (unsigned long long)x.blobs, x.seen.n, (unsigned long long)x.unique_raw,
+			       (unsigned long long)x.unique_stored, (unsigned long long)pc.n,
+			       (unsigned long long)pc.bytes, ratio);
+		} else {
+			char lb[32], ub[32], sb[32], pb[32];
+			fmt_bytes(lb, sizeof(lb), x.logical);
+			fmt_bytes(ub, sizeof(ub), x.unique_raw);
+			fmt_bytes(sb, sizeof(sb), x.unique_stored);
+			fmt_bytes(pb, sizeof(pb), pc.bytes);
+			printf("snapshots:     %zu\nfiles:         %llu\nlogical size:  %s\n"
+			       "blobs:         %llu (%zu unique, %s)\nstored size:   %s (after dedup, compression, encryption)\n"
+			       "packs:         %llu in the repository, %s\ndedup ratio:   %.2fx (logical / stored)\n",
+			       n, (unsigned long long)x.files, lb, (unsigned long long)x.blobs, x.seen.n, ub,
+			       sb, (unsigned long long)pc.n, pb, ratio);
+		}
+	}
+	idset_free(&x.seen);
+	repo_snapshots_free(s, n);
+	repo_close(r);
+	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+}

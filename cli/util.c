@@ -1,0 +1,307 @@
+/* util.c — errors, passphrases, progress and formatting for the commands. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_fail(const struct cli *c, int rc, const struct cairn_err *e)
+{
+	(void)c;
+	cli_progress_done(c);
+	fprintf(stderr, "cairn: error: %s\n", e->msg[0] ? e->msg : cairn_strerror(rc));
+	const char *hint = NULL;
+	switch (rc) {
+	case CAIRN_EPASS:
+		hint = "give the passphrase of one of the repository's keys (--password-file, "
+		       "--password-command or CAIRN_PASSWORD); nothing was changed";
+		break;
+	case CAIRN_ENOREPO:
+		hint = "check -r/--repo (or CAIRN_REPOSITORY), or create a repository with 'cairn init'";
+		break;
+	case CAIRN_ENOSPC:
+		hint = "free space where the repository lives and run the command again: "
+		       "nothing written so far is referenced, so nothing is lost";
+		break;
+	case CAIRN_ECORRUPT:
+		hint = "run 'cairn check --read-data' to list every damaged pack, snapshot and file";
+		break;
+	case CAIRN_EVERSION:
+		hint = "this repository was written by a newer cairn: upgrade cairn";
+		break;
+	}
+	if (hint)
+		fprintf(stderr, "hint: %s\n", hint);
+	switch (rc) {
+	case CAIRN_EUSAGE:
+		return EXIT_USAGE;
+	case CAIRN_ECORRUPT:
+		return EXIT_DAMAGE;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cairn: usage error: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nhint: run 'cairn help' for the commands and options\n");
+	return EXIT_USAGE;
+}
+
+static int progress_shown;
+
+void cli_progress_done(const struct cli *c)
+{
+	if (c && c->progress && progress_shown) {
+		fprintf(stderr, "\r\033[K");
+		progress_shown = 0;
+	}
+}
+
+void cli_warn(void *arg, const char *msg)
+{
+	struct cli *c = arg;
+	cli_progress_done(c);
+	fprintf(stderr, "cairn: warning: %s\n", msg);
+}
+
+void cli_note(void *arg, const char *msg)
+{
+	struct cli *c = arg;
+	if (c->verbose) {
+		cli_progress_done(c);
+		fprintf(stderr, "cairn: %s\n", msg);
+	}
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void cli_progress(void *arg, uint64_t bytes, uint64_t files)
+{
+	struct cli *c = arg;
+	static double start, last;
+	double now = mono();
+	if (!c->progress && !c->verbose)
+		return;
+	if (start == 0)
+		start = now;
+	if (now - last < (c->progress ? 0.2 : 5.0))
+		return;
+	last = now;
+	char b[32], rate[32];
+	fmt_bytes(b, sizeof(b), bytes);
+	fmt_bytes(rate, sizeof(rate), now > start ? (uint64_t)(bytes / (now - start)) : 0);
+	if (c->progress) {
+		fprintf(stderr, "\r\033[K%s, %s/s, %llu files, %.0f s", b, rate,
+			(unsigned long long)files, now - start);
+		progress_shown = 1;
+	} else {
+		fprintf(stderr, "cairn: %s, %s/s, %llu files, %.0f s\n", b, rate,
+			(unsigned long long)files, now - start);
+	}
+}
+
+void cli_pass_free(char *p, size_t len)
+{
+	if (p) {
+		sodium_memzero(p, len);
+		free(p);
+	}
+}
+
+/* Reads the first line of fd (without its newline) into a new buffer. */
+static int read_line_fd(int fd, char **out, size_t *len)
+{
+	size_t cap = 256, n = 0;
+	char *p = malloc(cap);
+	if (!p)
+		return -1;
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 >= cap) {
+			char *q = malloc(cap * 2);
+			if (!q) {
+				cli_pass_free(p, cap);
+				return -1;
+			}
+			memcpy(q, p, n);
+			cli_pass_free(p, cap);
+			p = q;
+			cap *= 2;
+		}
+		p[n++] = ch;
+	}
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	p[n] = '\0';
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+static int prompt_tty(const char *prompt, char **out, size_t *len)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct termios old, quiet;
+	int have = tcgetattr(fd, &old) == 0;
+	if (have) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &quiet);
+	}
+	if (write(fd, prompt, strlen(prompt)) < 0) {
+		/* nothing to do: the read below still works */
+	}
+	int rc = read_line_fd(fd, out, len);
+	if (have)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0) {
+		/* ignore */
+	}
+	close(fd);
+	return rc;
+}
+
+int cli_get_pass(const struct cli *c, const char *file, int confirm, int fresh, const char *prompt,
+		 char **out, size_t *len, struct cairn_err *err)
+{
+	const char *env;
+	*out = NULL;
+	*len = 0;
+	if (file) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cairn_err_errno(err, errno, "cannot read passphrase file %s", file);
+		int rc = read_line_fd(fd, out, len);
+		close(fd);
+		if (rc)
+			return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	} else if (!fresh && c->password_command) {
+		FILE *p = popen(c->password_command, "r");
+		if (!p)
+			return cairn_err_errno(err, errno, "cannot run password command");
+		int rc = read_line_fd(fileno(p), out, len);
+		int st = pclose(p);
+		if (rc || st != 0) {
+			cli_pass_free(*out, *len);
+			*out = NULL;
+			return cairn_err_set(err, CAIRN_EUSAGE,
+					     "password command '%s' failed (exit status %d)",
+					     c->password_command, st);
+		}
+	} else if (!fresh && (env = getenv("CAIRN_PASSWORD")) != NULL) {
+		*out = strdup(env);
+		if (!*out)
+			return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		*len = strlen(env);
+	} else if (isatty(STDIN_FILENO) || isatty(STDERR_FILENO)) {
+		if (prompt_tty(prompt, out, len))
+			return cairn_err_set(err, CAIRN_EUSAGE, "cannot read a passphrase from the terminal");
+		if (confirm) {
+			char *again = NULL;
+			size_t alen = 0;
+			if (prompt_tty("Enter it again: ", &again, &alen))
+				alen = (size_t)-1;
+			int same = alen == *len && again && memcmp(again, *out, alen) == 0;
+			cli_pass_free(again, alen == (size_t)-1 ? 0 : alen);
+			if (!same) {
+				cli_pass_free(*out, *len);
+				*out = NULL;
+				return cairn_err_set(err, CAIRN_EUSAGE, "the passphrases differ");
+			}
+		}
+	} else {
+		return cairn_err_set(err, CAIRN_EUSAGE, fresh
+				     ? "no new passphrase: give --new-password-file"
+				     : "no passphrase: give --password-file, --password-command, or set CAIRN_PASSWORD");
+	}
+	if (*len == 0) {
+		cli_pass_free(*out, 1);
+		*out = NULL;
+		return cairn_err_set(err, CAIRN_EUSAGE, "the passphrase is empty");
+	}
+	return 0;
+}
+
+int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
+{
+	char *pass = NULL;
+	size_t plen = 0;
+	if (!c->repo)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "no repository: give -r/--repo or set CAIRN_REPOSITORY");
+	int rc = cli_get_pass(c, c->password_file, 0, 0, "Repository passphrase: ", &pass, &plen, err);
+	if (rc)
+		return rc;
+	struct repo_open_opts o;
+	memset(&o, 0, sizeof(o));
+	o.url = c->repo;
+	o.pass = pass;
+	o.pass_len = plen;
+	o.cache_base = c->cache_dir;
+	o.note = cli_note;
+	o.note_arg = c;
+	rc = repo_open(r, &o, err);
+	cli_pass_free(pass, plen);
+	return rc;
+}
+
+void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void fmt_bytes(char *out, size_t n, uint64_t bytes)
+{
+	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, n, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(out, n, "%.1f %s", v, units[u]);
+}
+
+void fmt_time(char *out, size_t n, int64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
