@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# scripts/test.sh — installs dependencies, builds cairn twice (normal, and
+# with AddressSanitizer + UndefinedBehaviorSanitizer), and runs every CTest
+# test in both builds.  The 1 GiB tests (label "large") run in the normal
+# build only.  Exit status: 0 when all tests pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+cairn_install_deps
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # dir, extra cmake args...
+	local dir=$1; shift
+	cmake -S . -B "$dir" "$@" >/dev/null
+	cmake --build "$dir" -j"$jobs" >/dev/null
+}
+
+echo "== build (RelWithDebInfo)"
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== build (ASan+UBSan)"
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
+
+status=0
+echo "== tests (RelWithDebInfo)"
+ctest --test-dir build --output-on-failure -j"$jobs" || status=1
+echo "== tests (ASan+UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE large || status=1
+if [ $status -eq 0 ]; then echo "== all tests passed"; else echo "== some tests FAILED"; fi
+exit $status
