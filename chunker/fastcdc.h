@@ -6,11 +6,14 @@
  * repository secret so that boundaries do not fingerprint known content).
  *
  * Algorithm (Xia et al., "FastCDC", USENIX ATC 2016, with normalized
- * chunking level 2): a rolling gear hash h = (h << 1) + gear[byte]; no cut
- * before `min` bytes; between min and `avg` a cut needs (h & mask_s) == 0
- * with mask_s having log2(avg)+2 one-bits (harder), after avg it needs
- * (h & mask_l) == 0 with log2(avg)-2 one-bits (easier); a cut is forced at
- * `max`.  A chunk ends after the byte at which the condition held.
+ * chunking level 2): a gear hash h = (h << 1) + gear[byte] in 64 bits,
+ * started at the chunk's first byte (so h depends on the last 64 bytes
+ * only).  The chunk is the shortest length L with min <= L <= max whose
+ * last byte leaves (h & mask_s) == 0 if L <= avg, or (h & mask_l) == 0 if
+ * L > avg; failing that it is max (a forced cut) or the end of input.
+ * mask_s has log2(avg)+2 one-bits (harder), mask_l log2(avg)-2 (easier),
+ * both spread over bits 16..62 as fastcdc.c's mask_spread() places them:
+ * the masks are part of the format, as the gear table is.
  *
  * The boundaries are a pure function of (params, gear table, bytes): the
  * same input always gives the same chunks, whatever the buffer sizes the
