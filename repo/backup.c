@@ -152,7 +152,8 @@ static int save_dir(struct bk *b, const char *path, struct node *nd)
 		nd->flags |= NODE_INCOMPLETE;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		char child[PATH_MAX];
 		struct node c;

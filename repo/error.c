@@ -6,6 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Copies s to dst + at, truncating, always NUL-terminated. */
+static void append(char *dst, size_t cap, size_t at, const char *s)
+{
+	size_t len = strlen(s);
+	if (len > cap - at - 1)
+		len = cap - at - 1;
+	memcpy(dst + at, s, len);
+	dst[at + len] = '\0';
+}
+
 int cairn_err_set(struct cairn_err *e, int code, const char *fmt, ...)
 {
 	if (e) {
@@ -31,7 +41,7 @@ int cairn_err_errno(struct cairn_err *e, int errnum, const char *fmt, ...)
 		va_end(ap);
 		int n = snprintf(e->msg, sizeof(e->msg), "%s: ", what);
 		if (n > 0 && (size_t)n < sizeof(e->msg))
-			snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, "%s", strerror(errnum));
+			append(e->msg, sizeof(e->msg), (size_t)n, strerror(errnum));
 		e->code = code;
 	}
 	return code;
@@ -50,7 +60,7 @@ void cairn_err_prefix(struct cairn_err *e, const char *fmt, ...)
 	/* Truncation is fine: the message stays one readable line. */
 	int n = snprintf(e->msg, sizeof(e->msg), "%s: ", pre);
 	if (n > 0 && (size_t)n < sizeof(e->msg))
-		snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, "%s", old);
+		append(e->msg, sizeof(e->msg), (size_t)n, old);
 }
 
 const char *cairn_strerror(int code)

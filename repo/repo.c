@@ -433,7 +433,7 @@ static int check_listed(void *arg, const char *name)
 {
 	struct stale_check *sc = arg;
 	const char *key = name;
-	if (!bsearch(&key, sc->listed->names, sc->listed->n, sizeof(char *), name_cmp)) {
+	if (!sc->listed->n || !bsearch(&key, sc->listed->names, sc->listed->n, sizeof(char *), name_cmp)) {
 		sc->stale = 1;
 		return 1;
 	}
@@ -467,7 +467,8 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 	int rc = storage_list(r->st, "index/", collect_index, &l, err);
 	if (rc)
 		goto out;
-	qsort(l.names, l.n, sizeof(char *), name_cmp);
+	if (l.n > 1)
+		qsort(l.names, l.n, sizeof(char *), name_cmp);
 	struct stale_check sc = {&l, 0};
 	rc = cache_each_index(r->cache, check_listed, &sc, err);
 	if (rc < 0)

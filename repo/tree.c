@@ -64,7 +64,8 @@ static int node_cmp(const void *a, const void *b)
 
 int tree_encode(struct tree *t, struct buf *out, struct cairn_err *err)
 {
-	qsort(t->nodes, t->n, sizeof(*t->nodes), node_cmp);
+	if (t->n > 1)
+		qsort(t->nodes, t->n, sizeof(*t->nodes), node_cmp);
 	buf_reset(out);
 	int rc = buf_put_u8(out, TREE_VERSION);
 	rc = rc ? rc : buf_put_uvar(out, t->n);
