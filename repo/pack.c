@@ -163,7 +163,7 @@ int pack_read_dir(const struct repo_keys *k, const uint8_t pack_id[32],
 		  const uint8_t *pack, size_t n, struct index_entry **ents,
 		  size_t *nents, struct cairn_err *err)
 {
-	uint32_t dir_len;
+	uint32_t dir_len = 0;
 	if (n < PACK_HEADER_LEN + PACK_TRAILER_LEN || memcmp(pack, PACK_MAGIC, 8) != 0)
 		return cairn_err_set(err, CAIRN_ECORRUPT, "pack header is missing or wrong");
 	int rc = pack_parse_trailer(pack + n - PACK_TRAILER_LEN, n, &dir_len, err);
