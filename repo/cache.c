@@ -14,7 +14,7 @@
  *
  * Invariants and why they are safe:
  *  1. Entries are only added after the index object naming them is durable
- *     in the repository (the caller's duty, index.c), so the cache never
+ *     in the repository (the caller's duty), so the cache never
  *     names a blob the repository does not have, except after prune — and
  *     every read is verified (AEAD with the id as associated data, then the
  *     keyed hash), so a stale or wrong location fails loudly, never silently.
@@ -38,15 +38,21 @@
  *                 files are never deleted under a process that uses them
  *                 (two processes with different lock.mdb on one data.mdb
  *                 would be two unsynchronised writers);
- *   byte 1 + pid  write-locked by the handle of process pid.
- * A cache that must be wiped while another process uses it gives
- * CAIRN_ELOCKED.  LMDB's stale-reader detection relies on pids, so the
- * folder must not be shared across PID namespaces (same for the guard).
+ *   byte 1        write-locked by a process about to wipe: rebuilders queue
+ *                 there, so that concurrent openers of a damaged cache do
+ *                 not starve each other of byte 0;
+ *   byte 2 + pid  write-locked by the handle of process pid.
+ * A cache that must be wiped while another process keeps it open (for more
+ * than WIPE_WAIT_MS) gives CAIRN_ELOCKED.  LMDB's stale-reader detection
+ * relies on pids, so the folder must not be shared across PID namespaces
+ * (same for the guard).
  *
  * A handle keeps one read transaction, reset between calls and renewed by
  * the next one (MDB_NOTLS: the slot belongs to the transaction, not to the
  * thread), so a lookup takes no lock and allocates nothing.  A handle must
- * not be used after fork().
+ * not be used in a child after fork(): writes say CAIRN_EUSAGE there, and
+ * cache_close only frees memory (LMDB would release the parent's reader
+ * slots).
  *
  * Limits: LMDB detects damaged meta pages (MDB_INVALID) and some damaged
  * tree pages (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, reported as CAIRN_ECORRUPT
@@ -68,11 +74,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CACHE_FORMAT 1u
 #define LOC_LEN (CAIRN_ID_LEN + 8 + 4 + 4 + 1)
 #define LOCK_NAME "cairn.lock"
+#define LOCK_USERS 0   /* bytes of the lock file, see the top comment */
+#define LOCK_REBUILD 1
+#define LOCK_PID0 2
+#define WIPE_WAIT_MS 2000
 
 /* Address space reserved for the map; the file grows only as written
  * (sparse on Linux).  Fallback when the address space is limited. */
@@ -90,6 +101,7 @@ struct cache {
 	MDB_txn *rtxn;     /* reset between calls; NULL until first use */
 	int lock_fd;       /* cairn.lock, holds our OFD locks; -1 if none */
 	int in_walk;       /* inside a cache_each_* callback */
+	pid_t pid;         /* of the process that opened it */
 	char dir[PATH_MAX];
 };
 
@@ -158,6 +170,13 @@ static int corrupt(struct cairn_err *err, const struct cache *c,
 			     what);
 }
 
+/* Writing from a child after fork() would break LMDB's locks. */
+static int forked(struct cairn_err *err, const struct cache *c)
+{
+	return cairn_err_set(err, CAIRN_EUSAGE,
+			     "LMDB cache %s: handle used after fork()", c->dir);
+}
+
 static int busy(struct cairn_err *err, const struct cache *c)
 {
 	return cairn_err_set(err, CAIRN_EUSAGE,
@@ -223,7 +242,7 @@ static int lock_open(struct cache *c, struct cairn_err *err)
 	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (c->lock_fd < 0)
 		return cairn_err_errno(err, errno, "opening lock file %s", path);
-	if (lock_byte(c->lock_fd, F_WRLCK, 1 + (off_t)getpid(), 0) != 0) {
+	if (lock_byte(c->lock_fd, F_WRLCK, LOCK_PID0 + (off_t)getpid(), 0) != 0) {
 		if (errno == EAGAIN || errno == EACCES)
 			return cairn_err_set(err, CAIRN_EUSAGE,
 					     "LMDB cache %s is already open in this "
@@ -231,7 +250,7 @@ static int lock_open(struct cache *c, struct cairn_err *err)
 					     c->dir);
 		return cairn_err_errno(err, errno, "locking %s", path);
 	}
-	if (lock_byte(c->lock_fd, F_RDLCK, 0, 1) != 0)
+	if (lock_byte(c->lock_fd, F_RDLCK, LOCK_USERS, 1) != 0)
 		return cairn_err_errno(err, errno, "locking %s", path);
 	return 0;
 }
@@ -257,6 +276,19 @@ static int txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
 		if (rc == 0)
 			rc = mdb_txn_begin(c->env, NULL, flags, txn);
 	}
+	return rc;
+}
+
+/* Number of records in the main database: 0 for a new environment. */
+static int main_entries(MDB_txn *txn, size_t *n)
+{
+	MDB_dbi main_db;
+	MDB_stat st;
+	int rc = mdb_dbi_open(txn, NULL, 0, &main_db);
+	if (rc == 0)
+		rc = mdb_stat(txn, main_db, &st);
+	if (rc == 0)
+		*n = st.ms_entries;
 	return rc;
 }
 
@@ -298,16 +330,16 @@ static int env_init(struct cache *c, const uint8_t repo_id[CAIRN_ID_LEN],
 		    int *again)
 {
 	MDB_txn *txn = NULL;
-	MDB_stat st;
+	size_t used;
 	uint8_t fmt[4];
 	MDB_val k, v;
 	int rc = txn_begin(c, 0, &txn);
 	if (rc)
 		return rc;
-	rc = mdb_stat(txn, 1 /* MAIN_DBI */, &st);
+	rc = main_entries(txn, &used);
 	if (rc)
 		goto out;
-	if (st.ms_entries != 0) {
+	if (used != 0) {
 		*again = 1;
 		goto out;
 	}
@@ -392,10 +424,11 @@ retry_map:
 		rc = txn_begin(c, MDB_RDONLY, &txn);
 		if (rc)
 			goto fail;
-		rc = mdb_stat(txn, 1 /* MAIN_DBI */, &st);
+		size_t used;
+		rc = main_entries(txn, &used);
 		if (rc)
 			goto fail;
-		if (st.ms_entries == 0) {
+		if (used == 0) {
 			mdb_txn_abort(txn);
 			txn = NULL;
 			again = 0;
@@ -459,72 +492,103 @@ static int wipe(struct cache *c, struct cairn_err *err)
 	return 0;
 }
 
+/* Sets byte `at` of the lock file to `type`, failing with err. */
+static int lock_set(struct cache *c, short type, off_t at, int wait,
+		    struct cairn_err *err)
+{
+	if (lock_byte(c->lock_fd, type, at, wait) == 0)
+		return 0;
+	return cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, c->dir);
+}
+
+/* Called with the users' read lock held and the environment closed after
+ * env_open found it damaged (err says why).  Rebuilders queue on
+ * LOCK_REBUILD, so two processes that open a damaged cache at once do not
+ * keep each other from the write lock; the first wipes and recreates it,
+ * the next ones find it valid.  Returns with the read lock held on
+ * success. */
+static int rebuild(struct cache *c, const uint8_t repo_id[CAIRN_ID_LEN],
+		   int *rebuilt, struct cairn_err *err)
+{
+	int rc, damaged;
+
+	rc = lock_set(c, F_UNLCK, LOCK_USERS, 0, err);
+	if (rc == 0)
+		rc = lock_set(c, F_WRLCK, LOCK_REBUILD, 1, err);
+	if (rc == 0)
+		rc = lock_set(c, F_RDLCK, LOCK_USERS, 1, err);
+	if (rc)
+		return rc;
+	rc = env_open(c, repo_id, &damaged, err);
+	if (rc == 0 || !damaged)
+		goto out; /* rebuilt by the process before us, or a plain error */
+
+	/* Other openers hold the read lock for a few milliseconds while they
+	 * look at the files; a process that has the cache open holds it until
+	 * it closes.  Wait for the first kind only. */
+	rc = lock_set(c, F_UNLCK, LOCK_USERS, 0, err);
+	if (rc)
+		goto out;
+	for (int i = 0;; i++) {
+		if (lock_byte(c->lock_fd, F_WRLCK, LOCK_USERS, 0) == 0)
+			break;
+		if (errno != EAGAIN && errno != EACCES) {
+			rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, c->dir);
+			goto out;
+		}
+		if (i == WIPE_WAIT_MS / 10) {
+			cairn_err_prefix(err, "cannot rebuild: in use by another "
+					      "process");
+			rc = CAIRN_ELOCKED;
+			if (err)
+				err->code = rc;
+			goto out;
+		}
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	/* We hold the write lock: no other process has the files open. */
+	rc = wipe(c, err);
+	if (rc == 0)
+		rc = env_open(c, repo_id, &damaged, err);
+	if (rc == 0 && rebuilt)
+		*rebuilt = 1;
+	/* Downgrading write to read never waits. */
+	if (rc == 0)
+		rc = lock_set(c, F_RDLCK, LOCK_USERS, 0, err);
+out:
+	/* On failure the caller closes the lock file, dropping every lock. */
+	if (rc == 0)
+		rc = lock_set(c, F_UNLCK, LOCK_REBUILD, 0, err);
+	return rc;
+}
+
 int cache_open(struct cache **out, const char *dir,
 	       const uint8_t repo_id[CAIRN_ID_LEN], int *rebuilt,
 	       struct cairn_err *err)
 {
 	struct cache *c = NULL;
-	int rc, damaged;
+	int rc, damaged = 0;
 
 	*out = NULL;
 	if (rebuilt)
 		*rebuilt = 0;
-	if (strlen(dir) + sizeof("/data.mdb") > sizeof(c->dir))
+	if (strlen(dir) + sizeof("/" LOCK_NAME) > sizeof(c->dir))
 		return cairn_err_set(err, CAIRN_EUSAGE,
 				     "cache folder name too long: %s", dir);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return cairn_err_set(err, CAIRN_ENOMEM, "opening LMDB cache %s", dir);
 	c->lock_fd = -1;
+	c->pid = getpid();
 	snprintf(c->dir, sizeof(c->dir), "%s", dir);
 
 	rc = mkdir_p(dir, err);
 	if (rc == 0)
 		rc = lock_open(c, err);
-	if (rc)
-		goto out;
-
-	for (int attempt = 0;; attempt++) {
-		rc = env_open(c, repo_id, &damaged, err);
-		if (rc == 0 || !damaged)
-			goto out;
-		/* Wipe only when no other process has the files open: trade
-		 * our read lock for the write lock without waiting. */
-		if (lock_byte(c->lock_fd, F_UNLCK, 0, 0) != 0) {
-			rc = cairn_err_errno(err, errno, "unlocking %s/" LOCK_NAME, dir);
-			goto out;
-		}
-		if (lock_byte(c->lock_fd, F_WRLCK, 0, 0) == 0)
-			break;
-		if (errno != EAGAIN && errno != EACCES) {
-			rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
-			goto out;
-		}
-		/* In use: maybe by a process rebuilding it right now.  Wait for
-		 * its write lock to go and look again. */
-		if (lock_byte(c->lock_fd, F_RDLCK, 0, 1) != 0) {
-			rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
-			goto out;
-		}
-		if (attempt == 2) {
-			cairn_err_prefix(err, "cannot rebuild, in use by another process");
-			rc = CAIRN_ELOCKED;
-			if (err)
-				err->code = rc;
-			goto out;
-		}
-	}
-
-	/* We hold the write lock: nobody else has the files open. */
-	rc = wipe(c, err);
 	if (rc == 0)
 		rc = env_open(c, repo_id, &damaged, err);
-	if (rc == 0 && rebuilt)
-		*rebuilt = 1;
-	/* Downgrading never waits and never fails for lack of the lock. */
-	if (lock_byte(c->lock_fd, F_RDLCK, 0, 0) != 0 && rc == 0)
-		rc = cairn_err_errno(err, errno, "locking %s/" LOCK_NAME, dir);
-out:
+	if (rc && damaged)
+		rc = rebuild(c, repo_id, rebuilt, err);
 	if (rc) {
 		cache_close(c);
 		return rc;
@@ -537,9 +601,13 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
-	env_close(c);
+	/* In a child after fork(), mdb_env_close would free the parent's
+	 * reader slots (they carry the parent's pid): only free memory. */
+	if (c->pid == getpid())
+		env_close(c);
 	if (c->lock_fd >= 0)
-		close(c->lock_fd); /* drops our OFD locks */
+		close(c->lock_fd); /* ours, or a child's reference: the parent
+				    * keeps its locks either way */
 	free(c);
 }
 
@@ -753,6 +821,8 @@ int cache_add_index(struct cache *c, const char *index_name,
 	assert(c);
 	if (c->in_walk)
 		return busy(err, c);
+	if (c->pid != getpid())
+		return forked(err, c);
 	if (nk.mv_size == 0 || nk.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
 		return cairn_err_set(err, CAIRN_EUSAGE,
 				     "index name empty or too long for the cache: %s",
@@ -808,6 +878,8 @@ int cache_clear(struct cache *c, struct cairn_err *err)
 	assert(c);
 	if (c->in_walk)
 		return busy(err, c);
+	if (c->pid != getpid())
+		return forked(err, c);
 	rc = txn_begin(c, 0, &txn);
 	if (rc == 0)
 		rc = mdb_drop(txn, c->blobs, 0);
