@@ -10,7 +10,16 @@
  * (damaged, wrong version, belongs to another repository) is wiped and
  * recreated empty by cache_open.
  *
- * Thread safety: one handle per thread, or external locking.
+ * Thread safety: LMDB allows one open environment per file per process:
+ * one handle per cache folder per process (a second cache_open of the same
+ * folder gives CAIRN_EUSAGE), used by one thread at a time.  A handle is
+ * not usable in a child after fork().  Walk callbacks must not call back
+ * into the handle (CAIRN_EUSAGE).
+ *
+ * Errors beyond those listed per function: CAIRN_ECORRUPT when LMDB
+ * reports damage or a stored value is malformed (the caller clears and
+ * resynchronises), CAIRN_ELOCKED when a rebuild is needed but another
+ * process keeps the cache open, CAIRN_ENOSPC / CAIRN_ENOMEM.
  */
 #ifndef CAIRN_CACHE_H
 #define CAIRN_CACHE_H

@@ -598,6 +598,13 @@ int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 	if (idset_get(&r->mine, id, NULL))
 		return 0;
 	rc = cache_lookup(r->cache, id, &loc, &e2);
+	if (rc == CAIRN_ECORRUPT) {
+		/* The cache is only a cache: start it over from index/. */
+		note(r, "the local cache is damaged: rebuilding it from the repository");
+		rc = repo_rebuild_index(r, &e2);
+		if (rc == 0)
+			rc = cache_lookup(r->cache, id, &loc, &e2);
+	}
 	if (rc == 0 && loc.type == type)
 		return 0;
 	if (rc != 0 && rc != CAIRN_ENOTFOUND) {
@@ -653,6 +660,11 @@ int repo_find_blob(struct repo *r, const uint8_t id[32], struct blob_loc *loc,
 		   struct cairn_err *err)
 {
 	int rc = cache_lookup(r->cache, id, loc, err);
+	if (rc == CAIRN_ECORRUPT) {
+		note(r, "the local cache is damaged: rebuilding it from the repository");
+		rc = repo_rebuild_index(r, err);
+		rc = rc ? rc : cache_lookup(r->cache, id, loc, err);
+	}
 	if (rc == CAIRN_ENOTFOUND && idset_get(&r->mine, id, NULL)) {
 		/* Written by this process, not yet flushed. */
 		rc = repo_flush(r, err);
