@@ -42,7 +42,7 @@ struct cli {
 	const char *target;
 	const char *stdin_name;
 	const char *new_password_file;
-	int use_stdin, force, read_data, ignore_unreadable;
+	int use_stdin, force, read_data, ignore_unreadable, full_read;
 };
 
 /* Prints "cairn: error: ..." (and a hint for well-known codes) and returns

@@ -42,6 +42,55 @@ int cmd_init(struct cli *c)
 	return EXIT_OK;
 }
 
+static int same_paths(const struct snapshot *s, char **abs, size_t n)
+{
+	if (s->npaths != n || (s->flags & (SNAP_STDIN | SNAP_PG)))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < n && strcmp(s->paths[j], abs[i]))
+			j++;
+		if (j == n)
+			return 0;
+	}
+	return 1;
+}
+
+/* The newest snapshot of the same host and the same paths: its files
+ * that have not changed are not read again.  1 found, 0 none, <0 error. */
+static int find_parent(struct cli *c, struct repo *r, struct snapshot *out,
+		       struct cairn_err *err)
+{
+	struct snapshot *all = NULL;
+	size_t n = 0;
+	char host[256], *abs[MAX_LIST];
+	size_t nabs = 0;
+	int found = 0;
+	if (c->host)
+		snprintf(host, sizeof(host), "%s", c->host);
+	else if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	for (size_t i = 0; i < c->nargs; i++) {
+		abs[nabs] = realpath(c->args[i], NULL);
+		if (abs[nabs])
+			nabs++;
+	}
+	int rc = repo_snapshots_load(r, &all, &n, NULL, NULL, err);
+	for (size_t i = n; rc == 0 && i-- > 0;)
+		if (all[i].host && !strcmp(all[i].host, host) && same_paths(&all[i], abs, nabs) &&
+		    !(all[i].flags & SNAP_INCOMPLETE)) {
+			*out = all[i];
+			memset(&all[i], 0, sizeof(all[i]));
+			found = 1;
+			break;
+		}
+	for (size_t i = 0; i < nabs; i++)
+		free(abs[i]);
+	repo_snapshots_free(all, n);
+	return rc < 0 ? rc : found;
+}
+
 int cmd_backup(struct cli *c)
 {
 	struct cairn_err err = {0, ""};
@@ -57,8 +106,20 @@ int cmd_backup(struct cli *c)
 	int rc = cli_open(c, &r, &err);
 	if (rc)
 		return cli_fail(c, rc, &err);
+	struct snapshot parent;
+	memset(&parent, 0, sizeof(parent));
+	int have_parent = 0;
+	if (!c->use_stdin && !c->full_read) {
+		rc = find_parent(c, r, &parent, &err);
+		if (rc < 0) {
+			repo_close(r);
+			return cli_fail(c, rc, &err);
+		}
+		have_parent = rc == 1;
+	}
 	struct backup_opts o;
 	memset(&o, 0, sizeof(o));
+	o.parent = have_parent ? &parent : NULL;
 	o.paths = c->args;
 	o.npaths = c->nargs;
 	o.stdin_name = c->use_stdin ? c->stdin_name : NULL;
@@ -73,20 +134,26 @@ int cmd_backup(struct cli *c)
 	rc = repo_backup(r, &o, &s, &err);
 	cli_progress_done(c);
 	if (rc == 0 || rc == CAIRN_EPARTIAL) {
-		char rd[32], nw[32], st[32];
-		fmt_bytes(rd, sizeof(rd), s.stats.logical_bytes);
+		char tot[32], rd[32], nw[32], st[32];
+		fmt_bytes(tot, sizeof(tot), s.stats.logical_bytes);
+		fmt_bytes(rd, sizeof(rd), s.stats.logical_bytes - s.stats.reused_bytes);
 		fmt_bytes(nw, sizeof(nw), s.stats.new_bytes);
 		fmt_bytes(st, sizeof(st), s.stats.stored_bytes);
 		if (c->json)
-			printf("{\"snapshot\":\"%s\",\"bytes_read\":%llu,\"bytes_new\":%llu,"
+			printf("{\"snapshot\":\"%s\",\"parent\":%s%s%s,\"bytes_total\":%llu,"
+			       "\"bytes_read\":%llu,\"bytes_new\":%llu,"
 			       "\"bytes_stored\":%llu,\"files\":%llu,\"errors\":%llu}\n",
-			       s.name, (unsigned long long)s.stats.logical_bytes,
+			       s.name, have_parent ? "\"" : "", have_parent ? parent.name : "null",
+			       have_parent ? "\"" : "", (unsigned long long)s.stats.logical_bytes,
+			       (unsigned long long)(s.stats.logical_bytes - s.stats.reused_bytes),
 			       (unsigned long long)s.stats.new_bytes,
 			       (unsigned long long)s.stats.stored_bytes,
 			       (unsigned long long)s.stats.files, (unsigned long long)s.stats.errors);
 		else if (!c->quiet)
-			printf("snapshot %s saved\n%llu files, %s read, %s new, %s stored after compression\n",
-			       s.name, (unsigned long long)s.stats.files, rd, nw, st);
+			printf("snapshot %s saved\n%llu files, %s (%s read, the rest unchanged since %.8s), "
+			       "%s new, %s stored after compression\n",
+			       s.name, (unsigned long long)s.stats.files, tot, rd,
+			       have_parent ? parent.name : "-", nw, st);
 	}
 	if (rc == CAIRN_EPARTIAL) {
 		cairn_err_prefix(&err, "backup incomplete");
@@ -97,6 +164,7 @@ int cmd_backup(struct cli *c)
 		rc = cli_fail(c, rc, &err);
 	}
 	snapshot_free(&s);
+	snapshot_free(&parent);
 	repo_close(r);
 	return rc;
 }

@@ -20,9 +20,11 @@ static const char help_text[] =
 	"\n"
 	"commands:\n"
 	"  init                          create a repository\n"
-	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable]\n"
+	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable] [--full-read]\n"
 	"  backup --stdin --stdin-name NAME [--tag T]\n"
-	"                                store paths (or standard input) as a new snapshot\n"
+	"                                store paths (or standard input) as a new snapshot;\n"
+	"                                files unchanged since the last snapshot of the same\n"
+	"                                paths and host are not read again (--full-read: read all)\n"
 	"  snapshots                     list snapshots\n"
 	"  ls SNAPSHOT [PATH]            list the files of a snapshot\n"
 	"  cat SNAPSHOT PATH             write one file of a snapshot to standard output\n"
@@ -63,7 +65,7 @@ struct opt {
 enum {
 	O_REPO, O_PWFILE, O_PWCMD, O_CACHE, O_JSON, O_QUIET, O_VERBOSE, O_HELP,
 	O_TAG, O_HOST, O_STDIN, O_STDIN_NAME, O_TARGET, O_INCLUDE, O_FORCE,
-	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE,
+	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE, O_FULL_READ,
 };
 
 static const struct opt opts[] = {
@@ -85,6 +87,7 @@ static const struct opt opts[] = {
 	{"read-data", 0, FLAG, O_READ_DATA},
 	{"new-password-file", 0, VALUE, O_NEW_PWFILE},
 	{"ignore-unreadable", 0, FLAG, O_IGNORE_UNREADABLE},
+	{"full-read", 0, FLAG, O_FULL_READ},
 };
 
 /* Which command-specific options each command accepts. */
@@ -94,7 +97,7 @@ static int allowed(const char *cmd, int id)
 		return 1;
 	if (!strcmp(cmd, "backup"))
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
-		       id == O_IGNORE_UNREADABLE;
+		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ;
 	if (!strcmp(cmd, "init"))
 		return id == O_HOST;
 	if (!strcmp(cmd, "restore"))
@@ -134,6 +137,7 @@ static int set_opt(struct cli *c, int id, const char *v)
 	case O_READ_DATA: c->read_data = 1; break;
 	case O_NEW_PWFILE: c->new_password_file = v; break;
 	case O_IGNORE_UNREADABLE: c->ignore_unreadable = 1; break;
+	case O_FULL_READ: c->full_read = 1; break;
 	}
 	return 0;
 }

@@ -165,6 +165,17 @@ out:
 	return rc;
 }
 
+static void bad_snapshot(void *arg, const char *name, const struct cairn_err *e)
+{
+	problem(arg, "snapshot %.16s cannot be read: %s", name, e->msg);
+}
+
+static void bad_index(void *arg, const char *name, const struct cairn_err *e)
+{
+	problem(arg, "index object %.16s cannot be read: %s (its packs are unknown until "
+		     "the index is rebuilt)", name, e->msg);
+}
+
 struct read_all {
 	struct ck *c;
 	int rc;
@@ -256,6 +267,7 @@ int repo_check(struct repo *r, const struct check_opts *o, struct check_result *
 	c.res = res;
 	c.err = err;
 	int rc = repo_flush(r, err);
+	repo_each_bad_index(r, bad_index, &c);
 	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", list_pack, &c, err);
 	rc = rc ? rc : check_index(&c);
 	if (rc)
@@ -271,7 +283,7 @@ int repo_check(struct repo *r, const struct check_opts *o, struct check_result *
 		if (rc)
 			goto out;
 	}
-	rc = repo_snapshots_load(r, &snaps, &nsnaps, NULL, NULL, err);
+	rc = repo_snapshots_load(r, &snaps, &nsnaps, bad_snapshot, &c, err);
 	if (rc)
 		goto out;
 	res->snapshots = nsnaps;

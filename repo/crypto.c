@@ -31,6 +31,7 @@ struct repo_keys *keys_new(const uint8_t master[CAIRN_KEY_LEN])
 	memcpy(k->master, master, CAIRN_KEY_LEN);
 	crypto_kdf_derive_from_key(k->id_key, sizeof(k->id_key), 1, KDF_CONTEXT, master);
 	crypto_kdf_derive_from_key(k->enc_key, sizeof(k->enc_key), 2, KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->cfg_key, sizeof(k->cfg_key), 4, KDF_CONTEXT, master);
 	uint8_t gear_key[32], zero_nonce[crypto_stream_xchacha20_NONCEBYTES] = {0};
 	uint8_t stream[256 * 8];
 	crypto_kdf_derive_from_key(gear_key, sizeof(gear_key), 3, KDF_CONTEXT, master);
@@ -48,9 +49,14 @@ void keys_free(struct repo_keys *k)
 		sodium_free(k); /* sodium_free wipes the region */
 }
 
-void blob_id(uint8_t out[32], const struct repo_keys *k, const void *p, size_t n)
+void blob_id(uint8_t out[32], const struct repo_keys *k, uint8_t type, const void *p,
+	     size_t n)
 {
-	crypto_generichash(out, 32, p, n, k->id_key, sizeof(k->id_key));
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, k->id_key, sizeof(k->id_key), 32);
+	crypto_generichash_update(&st, &type, 1);
+	crypto_generichash_update(&st, p, n);
+	crypto_generichash_final(&st, out, 32);
 }
 
 void plain_hash(uint8_t out[32], const void *p, size_t n)
@@ -202,7 +208,7 @@ int blob_open(struct sealer *s, const struct repo_keys *k, uint8_t type,
 		buf_reset(out);
 		return cairn_err_set(err, CAIRN_ECORRUPT, "blob %s does not decompress", hex);
 	}
-	blob_id(got, k, out->data, out->len);
+	blob_id(got, k, type, out->data, out->len);
 	if (sodium_memcmp(got, id, 32) != 0 || (raw_len && out->len != raw_len)) {
 		buf_reset(out);
 		return cairn_err_set(err, CAIRN_ECORRUPT,

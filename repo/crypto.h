@@ -8,6 +8,7 @@
  *   subkey 3: chunker gear key (the gear table is the first 2048 bytes of
  *             the XChaCha20 keystream under it, zero nonce, as 256
  *             little-endian u64)
+ *   subkey 4: config key (keyed BLAKE2b-256 MAC that ends `config`)
  *
  * Blobs (chunks and tree nodes) are sealed as
  *     nonce[24] || AEAD(flag[1] || body, AD = type[1] || id[32])
@@ -48,6 +49,7 @@ struct repo_keys {
 	uint8_t master[CAIRN_KEY_LEN];
 	uint8_t id_key[CAIRN_KEY_LEN];
 	uint8_t enc_key[CAIRN_KEY_LEN];
+	uint8_t cfg_key[CAIRN_KEY_LEN];
 	uint64_t gear[256];
 };
 
@@ -59,9 +61,10 @@ int crypto_setup(struct cairn_err *err) CAIRN_WUR;
 struct repo_keys *keys_new(const uint8_t master[CAIRN_KEY_LEN]);
 void keys_free(struct repo_keys *k);
 
-/* Keyed BLAKE2b-256 of a plaintext: a blob's id. */
-void blob_id(uint8_t out[32], const struct repo_keys *k, const void *p,
-	     size_t n);
+/* A blob's id: keyed BLAKE2b-256 (id_key) over its type byte then its
+ * plaintext, so that a data blob and a tree blob never share an id. */
+void blob_id(uint8_t out[32], const struct repo_keys *k, uint8_t type,
+	     const void *p, size_t n);
 /* Unkeyed BLAKE2b-256: names of packs and sealed objects. */
 void plain_hash(uint8_t out[32], const void *p, size_t n);
 

@@ -15,23 +15,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/stat.h>
+
 #include "repo/repo.h"
 
 typedef void (*fs_warn_fn)(void *arg, const char *msg);
 typedef void (*fs_progress_fn)(void *arg, uint64_t bytes, uint64_t files);
 
+/* What a filter says of one entry. */
+enum backup_filter {
+	BK_KEEP = 0,   /* store it */
+	BK_SKIP = 1,   /* leave it out */
+	BK_EMPTY = 2,  /* a folder: store it without its contents */
+	BK_FOLLOW = 3, /* a symlink to a folder: store the folder it points to */
+};
+
 struct backup_opts {
 	const char *const *paths; /* absolute or relative; made absolute */
 	size_t npaths;
-	const char *stdin_name;   /* non-NULL: back up stdin_fd as this file */
+	const char *root_dir;     /* instead of paths: this folder is the root */
+	const char *stdin_name;   /* instead of paths: stdin_fd as this file */
 	int stdin_fd;
 	const char *host;         /* NULL: hostname */
 	const char *const *tags;
 	size_t ntags;
 	int ignore_unreadable;    /* unreadable paths: warn, but return 0 */
+	/* Reuse, unread, the blob lists of files whose size, mtime, ctime and
+	 * inode equal those in this snapshot, and whose mtime was safely older
+	 * than when it was taken.  NULL: read everything. */
+	const struct snapshot *parent;
 	fs_warn_fn warn;
 	fs_progress_fn progress;
 	void *arg;
+
+	/* Hooks (may be NULL), all given hook_arg.  `rel` is the entry's path
+	 * in the snapshot without a leading '/' ("" for the root). */
+	int (*filter)(void *hook_arg, const char *rel, const struct stat *st);
+	/* Every byte read from a regular file, in order; a non-zero return is
+	 * a fatal error (err filled). */
+	int (*on_data)(void *hook_arg, const char *rel, uint64_t off,
+		       const uint8_t *p, size_t n, struct cairn_err *err);
+	/* A folder's entries are complete, its tree not yet stored: the hook
+	 * may add nodes (repo_put_blob + tree_add) and, for the root, fill in
+	 * the snapshot. */
+	int (*dir_done)(void *hook_arg, const char *rel, struct tree *t,
+			struct snapshot *s, struct cairn_err *err);
+	void *hook_arg;
 };
 
 /* Backs up and writes the snapshot (s filled, s->name set).  Returns 0; or

@@ -40,13 +40,25 @@ struct repo {
 	struct repo_write_stats ws;
 	int failed; /* a write failed: refuse further writes (sticky) */
 
+	/* Index objects skipped at the last sync because they are damaged. */
+	char **bad_index;
+	struct cairn_err *bad_index_err;
+	size_t nbad_index;
+
+	/* Packs that exist, listed once per handle at the first dedup hit: a
+	 * blob whose pack has vanished is stored again, never trusted. */
+	struct idset packs;
+	int packs_listed;
+
 	void (*note)(void *arg, const char *msg);
 	void *note_arg;
 };
 
 /* ---- config ------------------------------------------------------------- */
 
-int config_encode(const struct repo_config *c, struct buf *out)
+#define CONFIG_MAC_LEN 32
+
+int config_encode(const struct repo_config *c, const struct repo_keys *k, struct buf *out)
 {
 	buf_reset(out);
 	int rc = buf_append(out, CONFIG_MAGIC, 8);
@@ -56,8 +68,26 @@ int config_encode(const struct repo_config *c, struct buf *out)
 	rc = rc ? rc : buf_put_u32(out, c->chunker.avg);
 	rc = rc ? rc : buf_put_u32(out, c->chunker.max);
 	rc = rc ? rc : buf_put_u32(out, c->pack_size);
-	rc = rc ? rc : buf_put_u32(out, 0); /* mandatory feature flags: none yet */
+	rc = rc ? rc : buf_put_u32(out, 0); /* mandatory features: none yet */
+	if (!rc) {
+		uint8_t mac[CONFIG_MAC_LEN];
+		crypto_generichash(mac, sizeof(mac), out->data, out->len, k->cfg_key,
+				   sizeof(k->cfg_key));
+		rc = buf_append(out, mac, sizeof(mac));
+	}
 	return rc;
+}
+
+int config_verify(const void *p, size_t n, const struct repo_keys *k, struct cairn_err *err)
+{
+	uint8_t mac[CONFIG_MAC_LEN];
+	if (n < CONFIG_MAC_LEN)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config is truncated");
+	crypto_generichash(mac, sizeof(mac), p, n - CONFIG_MAC_LEN, k->cfg_key, sizeof(k->cfg_key));
+	if (sodium_memcmp(mac, (const uint8_t *)p + n - CONFIG_MAC_LEN, CONFIG_MAC_LEN) != 0)
+		return cairn_err_set(err, CAIRN_ECORRUPT,
+				     "repository config fails authentication: it was altered");
+	return 0;
 }
 
 int config_decode(const void *p, size_t n, struct repo_config *c,
@@ -78,13 +108,19 @@ int config_decode(const void *p, size_t n, struct repo_config *c,
 	c->chunker.avg = rd_u32(&r);
 	c->chunker.max = rd_u32(&r);
 	c->pack_size = rd_u32(&r);
-	uint32_t nflags = rd_u32(&r);
-	if (r.bad)
-		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config is truncated");
-	if (nflags != 0)
-		return cairn_err_set(err, CAIRN_EVERSION,
-				     "repository requires %u feature(s) this cairn does not know: upgrade cairn",
-				     nflags);
+	uint32_t nfeatures = rd_u32(&r);
+	if (!r.bad && nfeatures != 0) {
+		/* Mandatory feature names (str16 each): we know none yet. */
+		uint16_t len = rd_u16(&r);
+		const uint8_t *name = rd_bytes(&r, len);
+		if (name)
+			return cairn_err_set(err, CAIRN_EVERSION,
+					     "repository requires feature '%.*s' that this cairn does not know: upgrade cairn",
+					     (int)len, (const char *)name);
+	}
+	rd_bytes(&r, CONFIG_MAC_LEN);
+	if (r.bad || rd_left(&r) != 0)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config is truncated or malformed");
 	if (c->pack_size < 4096 || c->pack_size > (1u << 30))
 		return cairn_err_set(err, CAIRN_ECORRUPT, "repository config has an invalid pack size");
 	return 0;
@@ -231,10 +267,13 @@ int repo_init(const struct repo_init_opts *o, char id_hex[65],
 	rc = storage_put(st, key, keyb.data, keyb.len, err);
 	if (rc)
 		goto out;
-	if (config_encode(&cfg, &cfgb)) {
+	struct repo_keys *k = keys_new(master);
+	if (!k || config_encode(&cfg, k, &cfgb)) {
+		keys_free(k);
 		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
 		goto out;
 	}
+	keys_free(k);
 	rc = storage_put(st, "config", cfgb.data, cfgb.len, err);
 	if (rc == CAIRN_EEXIST)
 		rc = cairn_err_set(err, CAIRN_EEXIST,
@@ -274,6 +313,8 @@ static int try_key(void *arg, const char *key, uint64_t size)
 	buf_free(&b);
 	return kt->found; /* stop at the first key that opens */
 }
+
+static void clear_bad_index(struct repo *r);
 
 static void note(struct repo *r, const char *msg)
 {
@@ -352,6 +393,11 @@ int repo_open(struct repo **out, const struct repo_open_opts *o,
 		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
 		goto fail;
 	}
+	rc = config_verify(b.data, b.len, r->keys, err);
+	if (rc) {
+		cairn_err_prefix(err, "%s", o->url);
+		goto fail;
+	}
 	if (fastcdc_init(&r->cdc, &r->cfg.chunker, r->keys->gear) != 0) {
 		rc = cairn_err_set(err, CAIRN_ECORRUPT, "repository config has invalid chunker sizes");
 		goto fail;
@@ -387,6 +433,8 @@ void repo_close(struct repo *r)
 	pack_writer_free(&r->pw[1]);
 	free(r->pending);
 	idset_free(&r->mine);
+	idset_free(&r->packs);
+	clear_bad_index(r);
 	buf_free(&r->sealed);
 	sealer_free(r->sealer);
 	cache_close(r->cache);
@@ -461,6 +509,35 @@ static int merge_index(struct repo *r, const char *name, struct cairn_err *err)
 	return rc;
 }
 
+static void clear_bad_index(struct repo *r)
+{
+	strlist_free(r->bad_index, r->nbad_index);
+	free(r->bad_index_err);
+	r->bad_index = NULL;
+	r->bad_index_err = NULL;
+	r->nbad_index = 0;
+}
+
+static void add_bad_index(struct repo *r, const char *name, const struct cairn_err *e)
+{
+	struct cairn_err *v = realloc(r->bad_index_err, (r->nbad_index + 1) * sizeof(*v));
+	if (!v)
+		return;
+	r->bad_index_err = v;
+	v[r->nbad_index] = *e;
+	size_t n = r->nbad_index;
+	if (strlist_add(&r->bad_index, &n, name) == 0)
+		r->nbad_index = n;
+}
+
+void repo_each_bad_index(struct repo *r,
+			 void (*cb)(void *arg, const char *name, const struct cairn_err *e),
+			 void *arg)
+{
+	for (size_t i = 0; i < r->nbad_index; i++)
+		cb(arg, r->bad_index[i], &r->bad_index_err[i]);
+}
+
 int repo_sync_index(struct repo *r, struct cairn_err *err)
 {
 	struct name_list l = {NULL, 0};
@@ -481,15 +558,29 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 		if (rc)
 			goto out;
 	}
+	clear_bad_index(r);
 	for (size_t i = 0; i < l.n; i++) {
 		rc = cache_has_index(r->cache, l.names[i], err);
 		if (rc < 0)
 			goto out;
 		if (rc == 1)
 			continue;
-		rc = merge_index(r, l.names[i], err);
-		if (rc)
+		struct cairn_err e;
+		rc = merge_index(r, l.names[i], &e);
+		if (rc == CAIRN_ECORRUPT) {
+			/* One damaged index object must not lock everyone out:
+			 * its blobs are unknown (backups store them again; check
+			 * reports it). */
+			char msg[200];
+			snprintf(msg, sizeof(msg), "index object %.16s is damaged: skipping it", l.names[i]);
+			note(r, msg);
+			add_bad_index(r, l.names[i], &e);
+			continue;
+		}
+		if (rc) {
+			*err = e;
 			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -568,6 +659,8 @@ static int write_pack(struct repo *r, struct pack_writer *pw, struct cairn_err *
 		r->pending = p;
 		r->pending_cap = ncap;
 	}
+	if (r->packs_listed && idset_put(&r->packs, id, 0))
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
 	memcpy(r->pending + r->npending, pw->ents, pw->n * sizeof(*pw->ents));
 	r->npending += pw->n;
 	r->pending_packs++;
@@ -582,6 +675,30 @@ static int refuse_failed(struct repo *r, struct cairn_err *err)
 			     "an earlier write to %s failed: refusing to write more", r->st->url);
 }
 
+static int note_pack(void *arg, const char *key, uint64_t size)
+{
+	struct repo *r = arg;
+	uint8_t id[32];
+	const char *slash = strrchr(key, '/');
+	(void)size;
+	if (slash && hex_decode(id, 32, slash + 1) == 0)
+		return idset_put(&r->packs, id, 0);
+	return 0;
+}
+
+/* 1 if the pack exists in the repository (as listed once per handle, plus
+ * the packs this handle wrote since), 0 if not, <0 on error. */
+static int pack_exists(struct repo *r, const uint8_t id[32], struct cairn_err *err)
+{
+	if (!r->packs_listed) {
+		int rc = storage_list(r->st, "packs/", note_pack, r, err);
+		if (rc)
+			return rc < 0 ? rc : CAIRN_ENOMEM;
+		r->packs_listed = 1;
+	}
+	return idset_get(&r->packs, id, NULL);
+}
+
 int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		  uint8_t id[32], int *added, struct cairn_err *err)
 {
@@ -594,7 +711,7 @@ int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		return refuse_failed(r, err);
 	if (n > UINT32_MAX)
 		return cairn_err_set(err, CAIRN_EINTERNAL, "blob larger than 4 GiB");
-	blob_id(id, r->keys, p, n);
+	blob_id(id, r->keys, type, p, n);
 	if (idset_get(&r->mine, id, NULL))
 		return 0;
 	rc = cache_lookup(r->cache, id, &loc, &e2);
@@ -605,8 +722,17 @@ int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		if (rc == 0)
 			rc = cache_lookup(r->cache, id, &loc, &e2);
 	}
-	if (rc == 0 && loc.type == type)
-		return 0;
+	if (rc == 0 && loc.type == type) {
+		int have = pack_exists(r, loc.pack, &e2);
+		if (have < 0) {
+			*err = e2;
+			return have;
+		}
+		if (have)
+			return 0;
+		/* The index names a pack that is gone: store the blob again. */
+		rc = CAIRN_ENOTFOUND;
+	}
 	if (rc != 0 && rc != CAIRN_ENOTFOUND) {
 		*err = e2;
 		return rc;

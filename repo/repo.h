@@ -127,6 +127,12 @@ int repo_put_tree(struct repo *r, struct tree *t, uint8_t id[32],
 /* Brings the cache up to date with index/: merges index objects it has not
  * seen, and rebuilds it from scratch if one it merged is gone. */
 int repo_sync_index(struct repo *r, struct cairn_err *err);
+/* Index objects that could not be read or opened when the cache was last
+ * synchronised (they are skipped: their blobs are unknown until repair). */
+void repo_each_bad_index(struct repo *r,
+			 void (*cb)(void *arg, const char *name,
+				    const struct cairn_err *e),
+			 void *arg);
 /* Forgets the cache and rebuilds it from index/. */
 int repo_rebuild_index(struct repo *r, struct cairn_err *err);
 
@@ -167,8 +173,13 @@ int repo_key_remove(struct repo *r, const char *ref, struct cairn_err *err);
 
 /* ---- config ----------------------------------------------------------- */
 
-int config_encode(const struct repo_config *c, struct buf *out);
+/* The config ends with a MAC under the keys' cfg_key: config_encode
+ * appends it, config_verify checks it once the keys are known. */
+int config_encode(const struct repo_config *c, const struct repo_keys *k,
+		  struct buf *out);
 int config_decode(const void *p, size_t n, struct repo_config *c,
+		  struct cairn_err *err);
+int config_verify(const void *p, size_t n, const struct repo_keys *k,
 		  struct cairn_err *err);
 
 /* ---- index objects ---------------------------------------------------- */

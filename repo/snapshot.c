@@ -38,6 +38,13 @@ static int put_str(struct buf *b, uint16_t tag, const char *s)
 	return s ? put_field(b, tag, s, strlen(s)) : 0;
 }
 
+static int put_u32(struct buf *b, uint16_t tag, uint32_t v)
+{
+	uint8_t p[4];
+	le_put32(p, v);
+	return put_field(b, tag, p, 4);
+}
+
 static int put_u64(struct buf *b, uint16_t tag, uint64_t v)
 {
 	uint8_t p[8];
@@ -47,7 +54,7 @@ static int put_u64(struct buf *b, uint16_t tag, uint64_t v)
 
 int snapshot_encode(const struct snapshot *s, struct buf *out)
 {
-	uint8_t st[64], fl[4];
+	uint8_t st[8 * SNAP_NSTATS], fl[4];
 	const uint64_t *sv = &s->stats.logical_bytes;
 	int rc;
 
@@ -66,12 +73,26 @@ int snapshot_encode(const struct snapshot *s, struct buf *out)
 		rc = put_str(out, SNAP_T_ERROR, s->errors[i]);
 	if (!rc && s->has_parent)
 		rc = put_field(out, SNAP_T_PARENT, s->parent, 32);
-	/* struct snap_stats is 8 u64 fields in declaration order. */
-	for (int i = 0; i < 8; i++)
+	/* struct snap_stats is SNAP_NSTATS u64 fields in declaration order. */
+	for (int i = 0; i < SNAP_NSTATS; i++)
 		le_put64(st + 8 * i, sv[i]);
 	rc = rc ? rc : put_field(out, SNAP_T_STATS, st, sizeof(st));
 	le_put32(fl, s->flags);
 	rc = rc ? rc : put_field(out, SNAP_T_FLAGS, fl, 4);
+	if (s->flags & SNAP_PG) {
+		rc = rc ? rc : put_str(out, SNAP_T_CLUSTER, s->cluster);
+		rc = rc ? rc : put_u64(out, SNAP_T_SYSID, s->sysid);
+		rc = rc ? rc : put_u32(out, SNAP_T_PG_VERSION, s->pg_version);
+		rc = rc ? rc : put_u32(out, SNAP_T_TIMELINE, s->timeline);
+		rc = rc ? rc : put_u64(out, SNAP_T_START_LSN, s->start_lsn);
+		rc = rc ? rc : put_u64(out, SNAP_T_STOP_LSN, s->stop_lsn);
+		rc = rc ? rc : put_str(out, SNAP_T_START_WAL, s->start_wal);
+		rc = rc ? rc : put_str(out, SNAP_T_STOP_WAL, s->stop_wal);
+		rc = rc ? rc : put_u32(out, SNAP_T_WAL_SEG_SIZE, s->wal_seg_size);
+		rc = rc ? rc : put_u32(out, SNAP_T_FROM_STANDBY, s->from_standby);
+		for (size_t i = 0; i < s->ntablespaces && !rc; i++)
+			rc = put_str(out, SNAP_T_TABLESPACE, s->tablespaces[i]);
+	}
 	return rc;
 }
 
@@ -119,16 +140,33 @@ int snapshot_decode(const void *p, size_t n, struct snapshot *s,
 			break;
 		case SNAP_T_STATS: {
 			uint64_t *sv = &s->stats.logical_bytes;
-			if (len < 64)
+			if (len < 64 || len % 8)
 				goto bad;
-			for (int i = 0; i < 8; i++)
+			/* Older writers wrote fewer fields: the rest stay 0. */
+			for (uint32_t i = 0; i < len / 8 && i < SNAP_NSTATS; i++)
 				sv[i] = le_get64(v + 8 * i);
 			break;
 		}
 		case SNAP_T_FLAGS:
+		case SNAP_T_PG_VERSION:
+		case SNAP_T_TIMELINE:
+		case SNAP_T_WAL_SEG_SIZE:
+		case SNAP_T_FROM_STANDBY:
 			if (len != 4)
 				goto bad;
-			s->flags = le_get32(v);
+			*(tag == SNAP_T_FLAGS ? &s->flags
+			  : tag == SNAP_T_PG_VERSION ? &s->pg_version
+			  : tag == SNAP_T_TIMELINE ? &s->timeline
+			  : tag == SNAP_T_WAL_SEG_SIZE ? &s->wal_seg_size
+			  : &s->from_standby) = le_get32(v);
+			break;
+		case SNAP_T_SYSID:
+		case SNAP_T_START_LSN:
+		case SNAP_T_STOP_LSN:
+			if (len != 8)
+				goto bad;
+			*(tag == SNAP_T_SYSID ? &s->sysid
+			  : tag == SNAP_T_START_LSN ? &s->start_lsn : &s->stop_lsn) = le_get64(v);
 			break;
 		case SNAP_T_HOST:
 		case SNAP_T_USER:
@@ -136,6 +174,10 @@ int snapshot_decode(const void *p, size_t n, struct snapshot *s,
 		case SNAP_T_PATH:
 		case SNAP_T_TAG:
 		case SNAP_T_ERROR:
+		case SNAP_T_CLUSTER:
+		case SNAP_T_START_WAL:
+		case SNAP_T_STOP_WAL:
+		case SNAP_T_TABLESPACE:
 			str = dup_bytes(v, len);
 			if (!str)
 				goto bad;
@@ -145,6 +187,12 @@ int snapshot_decode(const void *p, size_t n, struct snapshot *s,
 				s->user = str;
 			} else if (tag == SNAP_T_PROGRAM && !s->program) {
 				s->program = str;
+			} else if (tag == SNAP_T_CLUSTER && !s->cluster) {
+				s->cluster = str;
+			} else if (tag == SNAP_T_START_WAL && !s->start_wal) {
+				s->start_wal = str;
+			} else if (tag == SNAP_T_STOP_WAL && !s->stop_wal) {
+				s->stop_wal = str;
 			} else {
 				int rc = 0;
 				if (tag == SNAP_T_PATH)
@@ -153,6 +201,8 @@ int snapshot_decode(const void *p, size_t n, struct snapshot *s,
 					rc = strlist_add(&s->tags, &s->ntags, str);
 				else if (tag == SNAP_T_ERROR)
 					rc = strlist_add(&s->errors, &s->nerrors, str);
+				else if (tag == SNAP_T_TABLESPACE)
+					rc = strlist_add(&s->tablespaces, &s->ntablespaces, str);
 				else
 					rc = -1; /* a repeated single-valued field */
 				free(str);
@@ -188,5 +238,9 @@ void snapshot_free(struct snapshot *s)
 	strlist_free(s->paths, s->npaths);
 	strlist_free(s->tags, s->ntags);
 	strlist_free(s->errors, s->nerrors);
+	free(s->cluster);
+	free(s->start_wal);
+	free(s->stop_wal);
+	strlist_free(s->tablespaces, s->ntablespaces);
 	memset(s, 0, sizeof(*s));
 }

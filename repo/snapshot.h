@@ -30,20 +30,33 @@ enum snap_tag {
 	SNAP_T_PATH = 5,     /* string, repeated: what was backed up */
 	SNAP_T_TAG = 6,      /* string, repeated */
 	SNAP_T_PARENT = 7,   /* id[32] (binary snapshot name) */
-	SNAP_T_STATS = 8,    /* 8 × u64: see struct snap_stats, in order */
+	SNAP_T_STATS = 8,    /* 8 or more × u64: struct snap_stats, in order */
 	SNAP_T_PROGRAM = 9,  /* string: "cairn 0.1.0" */
 	SNAP_T_FLAGS = 10,   /* u32: enum snap_flags */
 	SNAP_T_ERROR = 11,   /* string, repeated: a path that could not be read */
 	SNAP_T_END_TIME = 12,/* u64 unix time in ns, when the backup finished */
+	/* PostgreSQL base backups (SNAP_PG): */
+	SNAP_T_CLUSTER = 20,   /* string: cluster name ([a-z0-9_.-]) */
+	SNAP_T_SYSID = 21,     /* u64: the cluster's system identifier */
+	SNAP_T_PG_VERSION = 22,/* u32: server_version_num, e.g. 150004 */
+	SNAP_T_TIMELINE = 23,  /* u32: timeline the backup started on */
+	SNAP_T_START_LSN = 24, /* u64 */
+	SNAP_T_STOP_LSN = 25,  /* u64 */
+	SNAP_T_START_WAL = 26, /* string: first WAL segment the backup needs */
+	SNAP_T_STOP_WAL = 27,  /* string: last WAL segment the backup needs */
+	SNAP_T_WAL_SEG_SIZE = 28, /* u32 */
+	SNAP_T_TABLESPACE = 29,/* string "oid<TAB>path", repeated */
+	SNAP_T_FROM_STANDBY = 30, /* u32: 1 if taken from a standby */
 };
 
 enum snap_flags {
 	SNAP_INCOMPLETE = 1, /* some paths could not be read (see errors) */
 	SNAP_STDIN = 2,      /* made from standard input */
+	SNAP_PG = 4,         /* a PostgreSQL base backup: pgdata/ and tablespaces/ */
 };
 
 struct snap_stats {
-	uint64_t logical_bytes; /* bytes read from the sources */
+	uint64_t logical_bytes; /* bytes of the sources (read or reused) */
 	uint64_t new_bytes;     /* bytes of plaintext in blobs that were new */
 	uint64_t stored_bytes;  /* bytes those new blobs take sealed */
 	uint64_t files;
@@ -51,7 +64,9 @@ struct snap_stats {
 	uint64_t blobs;         /* blobs referenced */
 	uint64_t new_blobs;
 	uint64_t errors;
+	uint64_t reused_bytes;  /* bytes taken unread from the parent snapshot */
 };
+#define SNAP_NSTATS 9
 
 struct snapshot {
 	char name[65];   /* object name, hex (set by write and load) */
@@ -71,6 +86,17 @@ struct snapshot {
 	uint8_t parent[32];
 	uint32_t flags;
 	struct snap_stats stats;
+	/* PostgreSQL (SNAP_PG) */
+	char *cluster;
+	uint64_t sysid;
+	uint32_t pg_version;
+	uint32_t timeline;
+	uint64_t start_lsn, stop_lsn;
+	char *start_wal, *stop_wal;
+	uint32_t wal_seg_size;
+	char **tablespaces; /* "oid\tpath" */
+	size_t ntablespaces;
+	uint32_t from_standby;
 };
 
 /* Appends a copy of s to a string list. */

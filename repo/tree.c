@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define TREE_VERSION 1
+#define EXT_CTIME 1
 
 int tree_add(struct tree *t, struct node *nd)
 {
@@ -103,7 +104,14 @@ int tree_encode(struct tree *t, struct buf *out, struct cairn_err *err)
 			return cairn_err_set(err, CAIRN_EINTERNAL, "node %s has unknown type %u",
 					     nd->name, nd->type);
 		}
-		rc = rc ? rc : buf_put_u16(out, 0); /* ext: nothing yet */
+		if (nd->ctime_ns) {
+			rc = rc ? rc : buf_put_u16(out, 10);
+			rc = rc ? rc : buf_put_u8(out, EXT_CTIME);
+			rc = rc ? rc : buf_put_u8(out, 8);
+			rc = rc ? rc : buf_put_u64(out, (uint64_t)nd->ctime_ns);
+		} else {
+			rc = rc ? rc : buf_put_u16(out, 0);
+		}
 	}
 	if (rc)
 		return cairn_err_set(err, rc == CAIRN_EUSAGE ? CAIRN_EUSAGE : CAIRN_ENOMEM,
@@ -177,7 +185,18 @@ int tree_decode(const void *p, size_t n, struct tree *t, struct cairn_err *err)
 			goto bad;
 		}
 		uint16_t ext = rd_u16(&r);
-		rd_bytes(&r, ext);
+		const uint8_t *ep = rd_bytes(&r, ext);
+		if (ep) {
+			struct rd er = rd_make(ep, ext);
+			while (rd_left(&er) > 0 && !er.bad) {
+				uint8_t tag = rd_u8(&er), len = rd_u8(&er);
+				const uint8_t *v = rd_bytes(&er, len);
+				if (v && tag == EXT_CTIME && len == 8)
+					nd.ctime_ns = (int64_t)le_get64(v);
+			}
+			if (er.bad)
+				goto bad;
+		}
 		if (r.bad || tree_add(t, &nd))
 			goto bad;
 	}

@@ -10,7 +10,9 @@
  *           dir:     id[32] of the subtree blob
  *           symlink: str16 target
  *
- * `ext` is reserved for later fields (readers skip it).  A tree blob is
+ * `ext` holds optional fields as (u8 tag, u8 len, len bytes)*; a reader
+ * skips tags it does not know.  Tag 1: ctime_ns (u64), the inode change
+ * time, used to decide whether a file may be reused unread.  A tree blob is
  * stored as a blob of type BLOB_TREE; its id is the keyed hash of these
  * bytes, so a parent that names it commits to all below.
  *
@@ -47,6 +49,7 @@ struct node {
 	uint32_t mode; /* permission bits (07777) */
 	uint32_t uid, gid;
 	int64_t mtime_ns;
+	int64_t ctime_ns;        /* 0: unknown */
 	uint64_t size;
 	uint64_t inode;
 	uint8_t subtree[32];     /* NODE_DIR */

@@ -31,8 +31,8 @@ static void test_blob_seal(void)
 	uint8_t id[32], other[32];
 	char text[4096];
 	memset(text, 'a', sizeof(text)); /* compressible */
-	blob_id(id, k, text, sizeof(text));
-	blob_id(other, k, "x", 1);
+	blob_id(id, k, BLOB_DATA, text, sizeof(text));
+	blob_id(other, k, BLOB_DATA, "x", 1);
 	CHECK_RC(blob_seal(s, k, BLOB_DATA, id, text, sizeof(text), &sealed, NULL), 0);
 	CHECK(sealed.len < sizeof(text)); /* compressed */
 	CHECK_RC(blob_open(s, k, BLOB_DATA, id, sealed.data, sealed.len, sizeof(text), &out, NULL), 0);
@@ -56,7 +56,7 @@ static void test_blob_seal(void)
 	/* Incompressible data is stored raw, and still opens. */
 	uint8_t rnd[1000];
 	randombytes_buf(rnd, sizeof(rnd));
-	blob_id(id, k, rnd, sizeof(rnd));
+	blob_id(id, k, BLOB_DATA, rnd, sizeof(rnd));
 	buf_reset(&sealed);
 	CHECK_RC(blob_seal(s, k, BLOB_DATA, id, rnd, sizeof(rnd), &sealed, NULL), 0);
 	CHECK(sealed.len == sizeof(rnd) + CAIRN_SEAL_OVERHEAD);
@@ -119,7 +119,7 @@ static void test_pack(void)
 	for (int i = 0; i < 10; i++) {
 		char data[100];
 		memset(data, 'a' + i, sizeof(data));
-		blob_id(ids[i], k, data, sizeof(data));
+		blob_id(ids[i], k, BLOB_DATA, data, sizeof(data));
 		buf_reset(&sealed);
 		CHECK_RC(blob_seal(s, k, BLOB_DATA, ids[i], data, sizeof(data), &sealed, NULL), 0);
 		CHECK_RC(pack_writer_add(&pw, BLOB_DATA, ids[i], sealed.data, sealed.len, 100, NULL), 0);

@@ -140,13 +140,22 @@ static void test_keys(const struct repo_keys *k)
 	for (int i = 0; i < 4; i++)
 		CHECK(k->gear[i] == V_GEAR[i]);
 	CHECK(k->gear[255] == V_GEAR_255);
-	blob_id(id, k, HELLO, 12);
+	blob_id(id, k, BLOB_DATA, HELLO, 12);
 	CHECK(hex_is(id, 32, V_HELLO_ID));
 	plain_hash(id, HELLO, 12);
 	CHECK(hex_is(id, 32, V_HELLO_PLAIN_HASH));
 }
 
 /* ---- config ---- */
+
+/* The vectors' master key: bytes 0x00..0x1f. */
+static struct repo_keys *test_master_keys(void)
+{
+	uint8_t master[32];
+	for (int i = 0; i < 32; i++)
+		master[i] = (uint8_t)i;
+	return keys_new(master);
+}
 
 static void test_config(void)
 {
@@ -161,7 +170,9 @@ static void test_config(void)
 	c.chunker.avg = 65536;
 	c.chunker.max = 262144;
 	c.pack_size = 16u << 20;
-	CHECK_RC(config_encode(&c, &b), 0);
+	struct repo_keys *k = test_master_keys();
+	CHECK_RC(config_encode(&c, k, &b), 0);
+	keys_free(k);
 	CHECK(b.len == 64 && hex_is(b.data, b.len, V_CONFIG));
 	CHECK_RC(config_decode(b.data, b.len, &d, &err), 0);
 	CHECK(d.version == 1 && memcmp(d.id, c.id, 32) == 0 && d.chunker.min == 16384 &&
@@ -310,7 +321,7 @@ static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
 	uint8_t id[32], tid[32];
 	size_t n;
 
-	blob_id(id, k, HELLO, 12);
+	blob_id(id, k, BLOB_DATA, HELLO, 12);
 	memset(&nd, 0, sizeof(nd));
 	nd.name = strdup("hello.txt");
 	nd.type = NODE_FILE;
@@ -323,7 +334,7 @@ static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
 	CHECK(nd.name && node_add_blob(&nd, id, 12) == 0 && tree_add(&t, &nd) == 0);
 	CHECK_RC(tree_encode(&t, &b, &err), 0);
 	CHECK(hex_is(b.data, b.len, V_TREE));
-	blob_id(tid, k, b.data, b.len);
+	blob_id(tid, k, BLOB_TREE, b.data, b.len);
 	CHECK(hex_is(tid, 32, V_TREE_ID));
 	CHECK_RC(tree_decode(b.data, b.len, &t2, &err), 0);
 	CHECK(t2.n == 1 && strcmp(t2.nodes[0].name, "hello.txt") == 0 &&
