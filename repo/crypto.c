@@ -402,3 +402,30 @@ int keyfile_open(const void *p, size_t n, const char *pass, size_t pass_len,
 	buf_free_secret(&out);
 	return 0;
 }
+
+/* ---- host key files ----------------------------------------------------- */
+
+#define HOSTKEY_MAGIC "CAIRNHK1"
+
+void hostkey_encode(uint8_t out[HOSTKEY_LEN], const uint8_t repo_id[32],
+		    const uint8_t master[CAIRN_KEY_LEN])
+{
+	memcpy(out, HOSTKEY_MAGIC, 8);
+	memcpy(out + 8, repo_id, 32);
+	memcpy(out + 40, master, 32);
+	plain_hash(out + 72, out, 72);
+}
+
+int hostkey_decode(const uint8_t *p, size_t n, uint8_t repo_id[32],
+		   uint8_t master[CAIRN_KEY_LEN], struct cairn_err *err)
+{
+	uint8_t check[32];
+	if (n != HOSTKEY_LEN || memcmp(p, HOSTKEY_MAGIC, 8) != 0)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "not a cairn host key file");
+	plain_hash(check, p, 72);
+	if (sodium_memcmp(check, p + 72, 32) != 0)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "host key file is damaged");
+	memcpy(repo_id, p + 8, 32);
+	memcpy(master, p + 40, 32);
+	return 0;
+}

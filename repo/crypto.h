@@ -135,4 +135,18 @@ int keyfile_info(const void *p, size_t n, struct key_info *info,
 int keyfile_open(const void *p, size_t n, const char *pass, size_t pass_len,
 		 uint8_t master[CAIRN_KEY_LEN], struct cairn_err *err) CAIRN_WUR;
 
+/* ---- host key files ---------------------------------------------------- */
+
+/* A host key file holds a repository's master key unsealed, for hosts that
+ * must open the repository often and unattended (archive-push runs once per
+ * WAL segment and cannot pay Argon2id each time).  It is as secret as the
+ * passphrase: mode 0600, owned by the service user.
+ *   "CAIRNHK1" || repo_id[32] || master[32] || check[32]
+ * check = BLAKE2b-256 (unkeyed) of the 72 bytes before it. */
+#define HOSTKEY_LEN 104
+void hostkey_encode(uint8_t out[HOSTKEY_LEN], const uint8_t repo_id[32],
+		    const uint8_t master[CAIRN_KEY_LEN]);
+int hostkey_decode(const uint8_t *p, size_t n, uint8_t repo_id[32],
+		   uint8_t master[CAIRN_KEY_LEN], struct cairn_err *err) CAIRN_WUR;
+
 #endif

@@ -373,6 +373,11 @@ int repo_open(struct repo **out, const struct repo_open_opts *o,
 		goto fail;
 	}
 	if (o->master) {
+		if (o->master_repo_id && memcmp(o->master_repo_id, r->cfg.id, 32) != 0) {
+			rc = cairn_err_set(err, CAIRN_EPASS,
+					   "the host key file belongs to another repository");
+			goto fail;
+		}
 		memcpy(master, o->master, 32);
 	} else {
 		struct key_try kt = {r, o->pass, o->pass_len, master, 0, 0, err};

@@ -64,7 +64,8 @@ struct repo_open_opts {
 	const char *url;
 	const char *pass; /* passphrase ... */
 	size_t pass_len;
-	const uint8_t *master; /* ... or the master key itself (host key file) */
+	const uint8_t *master; /* ... or the master key itself (host key file), */
+	const uint8_t *master_repo_id; /* which must belong to this repository */
 	const char *cache_base; /* NULL: $XDG_CACHE_HOME/cairn or ~/.cache/cairn */
 	int zstd_level;         /* 0: default */
 	/* Called with notes worth a -v line (cache rebuilt, ...); may be NULL. */
