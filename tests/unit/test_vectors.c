@@ -7,9 +7,9 @@
  * Sealing uses random nonces, so the sealed vectors (blobs, pack, snapshot
  * object, key file) were made once and are frozen here: the test checks
  * that they still open to the expected plaintexts.  The unsealed encodings
- * (keys, ids, gear table, config, varints, index payload, tree, chunker
- * masks and cut points) are recomputed and compared; the snapshot payload,
- * an extensible record, is checked by decoding it.
+ * (keys, ids, gear table, config with its MAC, varints, index payload,
+ * tree, snapshot payloads, chunker masks and cut points) are recomputed and
+ * compared; the snapshot payloads, extensible records, are also decoded.
  */
 #include "chunker/fastcdc.h"
 #include "repo/buf.h"
@@ -20,6 +20,7 @@
 #include "repo/tree.h"
 #include "tests/unit/t.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,58 +28,78 @@
 
 #define V_ID_KEY "203fc19d1c7cdf78ac910ed592ae36bc9cbe3e937f6e6cc69b96984e336ab310"
 #define V_ENC_KEY "54d289b10609fe981de70b05bd6bc8dc78275595246fbaf7b46c586dfdfb9324"
-#define V_HELLO_ID "83face2bfbd1802e759c0a66bf779978884fdbf98ea8354268112c877bf6ecf1"
+#define V_CFG_KEY "a49c5dd76aeb740a88e957ee3775fdb18a4e023f1c2392ae9a5ce6a1820d0fd8"
+#define V_HELLO_ID "c8fc78dfa39661b4ff081ecb8bd9321c989e2f27b0f2a1b83ae751c5e09d52ed"
 #define V_HELLO_PLAIN_HASH "c71b05fd1d1c7bf7e928ff18e58db5193e9316416cc26ba9cc9094da80d7011e"
+#define V_EMPTY_TREE_AS_TREE_ID "4b2c8f7c1c6fb61cee609b56522f56e255ba77329f612f89a609360bce65c4a8"
+#define V_EMPTY_TREE_AS_DATA_ID "44ba620551afd495e88f00a1c1c578041347f82692f60e66ad1edcf8410e46dc"
 #define V_CONFIG \
 	"434149524e43464701000000a0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3" \
-	"a4a5a6a7a8a9aaabacadaeaf0040000000000100000004000000000100000000"
+	"a4a5a6a7a8a9aaabacadaeaf0040000000000100000004000000000100000000" \
+	"121265b9d1440f152646f6f0f448054b189d0d891b126f24bf6f46c07bb1bd11"
 #define V_SEALED_HELLO \
-	"8a5602fcb6cb0c062fe251c081c5d6ebaea96fd67bdaee03a35f7cd837f3d7ad" \
-	"7b1359ee7f961ed440e78f1d8d9e1df5142cc7d20c"
-#define V_CAIRN_ID "3445911f4667b2fa3b5a3d91aaf5566c7bec442863fbe0721e5040ca37b980c9"
+	"66b62cbb8d139ce256396ed47913aef6bd2e53dc48977371b6df1dac356cb0c9" \
+	"501ca4ded05329c0ce22e294ebf895c6e5cdbfa88e"
+#define V_CAIRN_ID "524a0199369905a6f333e871bd9eaa384b59cf66eee43fde8952dcfa80b46490"
 #define V_SEALED_CAIRN \
-	"e0015a1ecf87bb043b69eff99269bd6dee2e70fbf2447a6fe9a37492306166f7" \
-	"8f8db66ad30b6066aba7127bf6c5ef2b400c2c58a4c9e240bebd1c53d64e6cce"
+	"761c536a385af38d3b407f24ffed3c5e1fd967c470f6edd5b8e17cd7d1238932" \
+	"e53bff46f8c200d16fee5e060a4780922a6be5a3f5c74989a3ad761ce98f0793"
 #define V_PACK \
-	"434149524e504b318a5602fcb6cb0c062fe251c081c5d6ebaea96fd67bdaee03" \
-	"a35f7cd837f3d7ad7b1359ee7f961ed440e78f1d8d9e1df5142cc7d20c7121d8" \
-	"cffadf62f9f071a05b74bcf13e0e59d30e6a2bbe549dbaac4491f54f96747f60" \
-	"f14663660b7a5cebb9afc1f22ec48900dfe5033e8af93e589160fa71d7b98799" \
-	"e22bfb13ede62022c2e28df28bd04966c5f7c2c48948bc4f1b7b5d0000004341" \
+	"434149524e504b3166b62cbb8d139ce256396ed47913aef6bd2e53dc48977371" \
+	"b6df1dac356cb0c9501ca4ded05329c0ce22e294ebf895c6e5cdbfa88e8d18d5" \
+	"74635c753d1b50ee46c226f186c4326fc78b2fa01720e8528fb4d27f0009d769" \
+	"336b05caab4575cc183e65f4b6733bb5eeffbd939b4ff9388dc7cb5d3dcda63c" \
+	"a8757f2f17eeab3c7f4489554de1a9f065eb978aaed4813f3b1a5d0000004341" \
 	"49524e504b45"
-#define V_PACK_ID "fb74dd0b9e358881bdaba0049441a54d5761fe320d619ce9b420c1e0a71e3a10"
+#define V_PACK_ID "24782aef7d5c0b8ca0a7ba296846947a8337bb354e2bf70cc2abe93b1dc595a2"
 #define V_INDEX \
-	"01fb74dd0b9e358881bdaba0049441a54d5761fe320d619ce9b420c1e0a71e3a" \
-	"10010183face2bfbd1802e759c0a66bf779978884fdbf98ea8354268112c877b" \
-	"f6ecf108350c"
+	"0124782aef7d5c0b8ca0a7ba296846947a8337bb354e2bf70cc2abe93b1dc595" \
+	"a20101c8fc78dfa39661b4ff081ecb8bd9321c989e2f27b0f2a1b83ae751c5e0" \
+	"9d52ed08350c"
 #define V_TREE \
 	"01010100090068656c6c6f2e747874a4010000e8030000e803000015cd853dfe" \
-	"9c97170c000000000000002a000000000000000183face2bfbd1802e759c0a66" \
-	"bf779978884fdbf98ea8354268112c877bf6ecf10c0000"
-#define V_TREE_ID "edb690e70b410dc4a2f8b718f87351f52394ac06bd72322fe811c2a66ef813cc"
+	"9c97170c000000000000002a0000000000000001c8fc78dfa39661b4ff081ecb" \
+	"8bd9321c989e2f27b0f2a1b83ae751c5e09d52ed0c0a000108b1680871fe9c97" \
+	"17"
+#define V_TREE_ID "691acda05377a431ae9869545c5551ab478710b8c9fc22c36560c30757081bbb"
 #define V_SNAP_PAYLOAD \
-	"010020000000edb690e70b410dc4a2f8b718f87351f52394ac06bd72322fe811" \
-	"c2a66ef813cc02000800000000002a36fe9c97170c000800000000cac471fe9c" \
+	"010020000000691acda05377a431ae9869545c5551ab478710b8c9fc22c36560" \
+	"c30757081bbb02000800000000002a36fe9c97170c000800000000cac471fe9c" \
 	"9717030003000000646231040008000000706f73746772657309000b00000063" \
-	"6169726e20302e312e3005000a0000002f68656c6c6f2e747874080040000000" \
+	"6169726e20302e312e3005000a0000002f68656c6c6f2e747874080048000000" \
 	"0c00000000000000000000000000000000000000000000000100000000000000" \
 	"0000000000000000010000000000000000000000000000000000000000000000" \
-	"0a000400000000000000"
+	"00000000000000000a000400000000000000"
 #define V_SNAP_SEALED \
-	"434149524e534e315daea350c64e8d72bd88ca62b595c13861dd0684a59bc2f1" \
-	"766d6fa6e0c722008662a8ff4d512d306728a186b351b96f552a8e28f8940a66" \
-	"01b616032e3f6b86c147a3cc79daca435a795884e53e6772b8ac4aa7b4055ba9" \
-	"78f7c73ac9dd1c825733154d5832f062896118b76611a925485dc242d6dbe70e" \
-	"97b3a5facb22176890d45aef50fff47e00e7c7d56f56ba18589f966e64e699c6" \
-	"3761a6fb3e271dd0dcb4d543f307878a413cf4cda40249a60ef66755c1bdf08b" \
-	"5145276106eb279cbf5007"
+	"434149524e534e312f734b0e42af458b3803a0ebcd7ed9e2c3181ac8a0f77107" \
+	"a00871708523bc6abfe7e43cfe7b720e39654c0cf5d1fe7f8d793314b6191cca" \
+	"298dd8e95ca273e0738d6a089d04c2b34dacf69b60a5cda762c822ed2a625d15" \
+	"74a07fb6a70329f9bd7d578d6d23743c0f0a280f2b2205687f4909d81577f255" \
+	"589f531567bffa1c0655769c78bf76853a2660e0cb91bcb2ca38efe0703770b3" \
+	"5095ec2495caea027e1a99f78b751ace4669f6fca6b5abba198171b2cfa004b3" \
+	"4b94ba3156fd71e70ffb80"
+#define V_PG_SNAP_PAYLOAD \
+	"010020000000691acda05377a431ae9869545c5551ab478710b8c9fc22c36560" \
+	"c30757081bbb02000800000000e8a07e159d97170c000800000000b23bba159d" \
+	"9717030003000000646231040008000000706f73746772657309000b00000063" \
+	"6169726e20302e312e3005001b0000002f7661722f6c69622f706f7374677265" \
+	"73716c2f31362f6d61696e07002000000070575d664865699c37a8f706cd40d7" \
+	"b84bb40afe730176d093c3b8d4e2973a7e0800480000000c0000000000000000" \
+	"0000000000000000000000000000000100000000000000000000000000000001" \
+	"00000000000000000000000000000000000000000000000c000000000000000a" \
+	"0004000000040000001400040000006d61696e150008000000c0bae4e8273253" \
+	"6516000400000004710200170004000000010000001800080000002800000300" \
+	"00000019000800000038010003000000001a0018000000303030303030303130" \
+	"3030303030303030303030303030331b00180000003030303030303031303030" \
+	"303030303030303030303030331c0004000000000000011e0004000000000000" \
+	"001d000e0000003136333834092f7372762f747331"
 #define V_KEYFILE \
 	"434149524e4b4559010000000200000001000000000000000020000000000000" \
 	"230ccffe2b70a35215231ad75c9b86fecd3a026b0000000001006801007592c4" \
 	"f87ac2fd254ccf573af5711ca4769297ff93ce0555ab87d3a1b213ec5e16fbd2" \
 	"8090d071513e83060b3b41db183a50c56b9be1270d9ab8e59aa4c7ccdc1b55f9" \
 	"7fabfd0afd10"
-#define V_SNAP_NAME "5d8de7cfcdee0dbf028c052739b332ee703a3bfdadde427ae435e2cc6dcbfd8a"
+#define V_SNAP_NAME "70575d664865699c37a8f706cd40d7b84bb40afe730176d093c3b8d4e2973a7e"
 #define V_KEYFILE_NAME "7bc047ae62de8fda663aebca9003d5e3ce0e4c1522322e733b99de2b4f4cec0c"
 
 /* The chunker vector: defaults, 1 MiB from a 64-bit LCG (byte = top 8 bits). */
@@ -135,8 +156,10 @@ static void test_keys(const struct repo_keys *k)
 	uint8_t id[32];
 	print_hex("id_key ", k->id_key, 32);
 	print_hex("enc_key", k->enc_key, 32);
+	print_hex("cfg_key", k->cfg_key, 32);
 	CHECK(hex_is(k->id_key, 32, V_ID_KEY));
 	CHECK(hex_is(k->enc_key, 32, V_ENC_KEY));
+	CHECK(hex_is(k->cfg_key, 32, V_CFG_KEY));
 	for (int i = 0; i < 4; i++)
 		CHECK(k->gear[i] == V_GEAR[i]);
 	CHECK(k->gear[255] == V_GEAR_255);
@@ -144,23 +167,22 @@ static void test_keys(const struct repo_keys *k)
 	CHECK(hex_is(id, 32, V_HELLO_ID));
 	plain_hash(id, HELLO, 12);
 	CHECK(hex_is(id, 32, V_HELLO_PLAIN_HASH));
+	/* The type is hashed: "01 00" (an empty folder's tree) has one id as a
+	 * tree blob and another as a data blob. */
+	uint8_t other[32];
+	blob_id(id, k, BLOB_TREE, "\x01\x00", 2);
+	blob_id(other, k, BLOB_DATA, "\x01\x00", 2);
+	CHECK(hex_is(id, 32, V_EMPTY_TREE_AS_TREE_ID));
+	CHECK(hex_is(other, 32, V_EMPTY_TREE_AS_DATA_ID));
+	CHECK(memcmp(id, other, 32) != 0);
 }
 
 /* ---- config ---- */
 
-/* The vectors' master key: bytes 0x00..0x1f. */
-static struct repo_keys *test_master_keys(void)
-{
-	uint8_t master[32];
-	for (int i = 0; i < 32; i++)
-		master[i] = (uint8_t)i;
-	return keys_new(master);
-}
-
-static void test_config(void)
+static void test_config(const struct repo_keys *k)
 {
 	struct repo_config c, d;
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT, f = BUF_INIT;
 	struct cairn_err err;
 	memset(&c, 0, sizeof(c));
 	c.version = 1;
@@ -170,23 +192,62 @@ static void test_config(void)
 	c.chunker.avg = 65536;
 	c.chunker.max = 262144;
 	c.pack_size = 16u << 20;
-	struct repo_keys *k = test_master_keys();
 	CHECK_RC(config_encode(&c, k, &b), 0);
-	keys_free(k);
-	CHECK(b.len == 64 && hex_is(b.data, b.len, V_CONFIG));
+	CHECK(b.len == 96 && hex_is(b.data, b.len, V_CONFIG));
 	CHECK_RC(config_decode(b.data, b.len, &d, &err), 0);
 	CHECK(d.version == 1 && memcmp(d.id, c.id, 32) == 0 && d.chunker.min == 16384 &&
 	      d.chunker.avg == 65536 && d.chunker.max == 262144 && d.pack_size == 16u << 20);
-	/* An unknown version, or any mandatory feature, is refused. */
+	CHECK_RC(config_verify(b.data, b.len, k, &err), 0);
+	/* The MAC is the keyed BLAKE2b-256 (cfg_key) of the first 64 bytes. */
+	uint8_t mac[32];
+	crypto_generichash(mac, 32, b.data, 64, k->cfg_key, 32);
+	CHECK(b.len == 96 && memcmp(mac, b.data + 64, 32) == 0);
+	/* Any change is detected once the key is known: here pack_size 4096,
+	 * which still decodes. */
+	b.data[57] = 0x10;
+	b.data[59] = 0x00;
+	CHECK_RC(config_decode(b.data, b.len, &d, &err), 0);
+	CHECK(d.pack_size == 4096);
+	CHECK_RC(config_verify(b.data, b.len, k, &err), CAIRN_ECORRUPT);
+	CHECK(strstr(err.msg, "fails authentication") != NULL);
+	b.data[57] = 0x00;
+	b.data[59] = 0x01;
+	CHECK_RC(config_verify(b.data, b.len, k, &err), 0);
+	/* Another master key does not verify it. */
+	uint8_t other[32];
+	memset(other, 7, sizeof(other));
+	struct repo_keys *k2 = keys_new(other);
+	CHECK(k2 != NULL);
+	if (k2)
+		CHECK_RC(config_verify(b.data, b.len, k2, &err), CAIRN_ECORRUPT);
+	keys_free(k2);
+	/* An unknown version is refused. */
 	b.data[8] = 2;
 	CHECK_RC(config_decode(b.data, b.len, &d, &err), CAIRN_EVERSION);
 	b.data[8] = 1;
+	/* A mandatory feature (count 1, str16 "newfeat", then a MAC) is
+	 * refused, and named. */
+	CHECK_RC(buf_append(&f, b.data, 60), 0);
+	CHECK_RC(buf_put_u32(&f, 1), 0);
+	CHECK_RC(buf_put_str16(&f, "newfeat", 7), 0);
+	crypto_generichash(mac, 32, f.data, f.len, k->cfg_key, 32);
+	CHECK_RC(buf_append(&f, mac, 32), 0);
+	CHECK_RC(config_decode(f.data, f.len, &d, &err), CAIRN_EVERSION);
+	CHECK(strstr(err.msg, "'newfeat'") != NULL);
+	CHECK_RC(config_verify(f.data, f.len, k, &err), 0);
+	/* A count with no name after it is malformed. */
 	b.data[60] = 1;
-	CHECK_RC(config_decode(b.data, b.len, &d, &err), CAIRN_EVERSION);
+	CHECK_RC(config_decode(b.data, 66, &d, &err), CAIRN_ECORRUPT);
 	b.data[60] = 0;
+	/* The 64-byte config of earlier builds (no MAC), and a byte too many,
+	 * are malformed. */
+	CHECK_RC(config_decode(b.data, 64, &d, &err), CAIRN_ECORRUPT);
+	CHECK_RC(buf_put_u8(&b, 0), 0);
+	CHECK_RC(config_decode(b.data, b.len, &d, &err), CAIRN_ECORRUPT);
 	b.data[0] = 'X';
 	CHECK_RC(config_decode(b.data, b.len, &d, &err), CAIRN_ENOREPO);
 	buf_free(&b);
+	buf_free(&f);
 }
 
 /* ---- varints ---- */
@@ -276,7 +337,7 @@ static void test_pack(const struct repo_keys *k, struct sealer *s)
 	plain_hash(pid, pack, n);
 	CHECK(hex_is(pid, 32, V_PACK_ID));
 	pack_key(key, pid);
-	CHECK(strcmp(key, "packs/fb/" V_PACK_ID) == 0);
+	CHECK(strcmp(key, "packs/24/" V_PACK_ID) == 0);
 	CHECK_RC(pack_read_dir(k, pid, pack, n, &e, &ne, &err), 0);
 	CHECK(ne == 1);
 	if (ne == 1) {
@@ -309,17 +370,15 @@ static void test_pack(const struct repo_keys *k, struct sealer *s)
 	buf_free(&idx);
 }
 
-/* ---- a tree and a snapshot ---- */
+/* ---- a tree ---- */
 
-static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
+static void test_tree(const struct repo_keys *k, uint8_t tid[32])
 {
 	struct tree t = TREE_INIT, t2 = TREE_INIT;
 	struct node nd;
-	struct buf b = BUF_INIT, plain = BUF_INIT;
+	struct buf b = BUF_INIT;
 	struct cairn_err err;
-	struct snapshot sn, dec;
-	uint8_t id[32], tid[32];
-	size_t n;
+	uint8_t id[32];
 
 	blob_id(id, k, BLOB_DATA, HELLO, 12);
 	memset(&nd, 0, sizeof(nd));
@@ -329,17 +388,109 @@ static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
 	nd.uid = 1000;
 	nd.gid = 1000;
 	nd.mtime_ns = 1700000000123456789LL;
+	nd.ctime_ns = 1700000000987654321LL;
 	nd.size = 12;
 	nd.inode = 42;
 	CHECK(nd.name && node_add_blob(&nd, id, 12) == 0 && tree_add(&t, &nd) == 0);
 	CHECK_RC(tree_encode(&t, &b, &err), 0);
-	CHECK(hex_is(b.data, b.len, V_TREE));
+	CHECK(b.len == 97 && hex_is(b.data, b.len, V_TREE));
 	blob_id(tid, k, BLOB_TREE, b.data, b.len);
 	CHECK(hex_is(tid, 32, V_TREE_ID));
 	CHECK_RC(tree_decode(b.data, b.len, &t2, &err), 0);
 	CHECK(t2.n == 1 && strcmp(t2.nodes[0].name, "hello.txt") == 0 &&
 	      t2.nodes[0].nblobs == 1 && t2.nodes[0].blobs[0].len == 12 &&
-	      t2.nodes[0].mtime_ns == 1700000000123456789LL);
+	      t2.nodes[0].mtime_ns == 1700000000123456789LL &&
+	      t2.nodes[0].ctime_ns == 1700000000987654321LL);
+	tree_free(&t2);
+
+	/* ext: the vector ends with ext_len (2 bytes) and CTIME (10 bytes). */
+	size_t n;
+	uint8_t *v = unhex(V_TREE, &n);
+	struct buf x = BUF_INIT;
+	/* An unknown tag (7, 2 bytes) before CTIME is skipped. */
+	CHECK_RC(buf_append(&x, v, n - 12), 0);
+	CHECK_RC(buf_put_u16(&x, 14), 0);
+	CHECK_RC(buf_append(&x, "\x07\x02\xaa\xbb", 4), 0);
+	CHECK_RC(buf_append(&x, v + n - 10, 10), 0);
+	CHECK_RC(tree_decode(x.data, x.len, &t2, &err), 0);
+	CHECK(t2.n == 1 && t2.nodes[0].ctime_ns == 1700000000987654321LL);
+	tree_free(&t2);
+	/* A CTIME of another length is ignored. */
+	buf_reset(&x);
+	CHECK_RC(buf_append(&x, v, n - 12), 0);
+	CHECK_RC(buf_put_u16(&x, 6), 0);
+	CHECK_RC(buf_append(&x, "\x01\x04\x01\x02\x03\x04", 6), 0);
+	CHECK_RC(tree_decode(x.data, x.len, &t2, &err), 0);
+	CHECK(t2.n == 1 && t2.nodes[0].ctime_ns == 0);
+	tree_free(&t2);
+	/* No ext at all: ctime unknown (0). */
+	buf_reset(&x);
+	CHECK_RC(buf_append(&x, v, n - 12), 0);
+	CHECK_RC(buf_put_u16(&x, 0), 0);
+	CHECK_RC(tree_decode(x.data, x.len, &t2, &err), 0);
+	CHECK(t2.n == 1 && t2.nodes[0].ctime_ns == 0);
+	tree_free(&t2);
+	/* An entry that runs past ext_len makes the tree corrupt. */
+	v[n - 9] = 9;
+	CHECK_RC(tree_decode(v, n, &t2, &err), CAIRN_ECORRUPT);
+	free(v);
+	buf_free(&x);
+	tree_free(&t);
+	buf_free(&b);
+}
+
+/* ---- snapshots ---- */
+
+/* Offset of the first field with `tag` in a snapshot payload, or n. */
+static size_t field_at(const uint8_t *p, size_t n, uint16_t tag)
+{
+	size_t off = 0;
+	while (off + 6 <= n) {
+		uint32_t len = le_get32(p + off + 2);
+		if ((uint16_t)(p[off] | p[off + 1] << 8) == tag)
+			return off;
+		off += 6 + (size_t)len;
+	}
+	return n;
+}
+
+/* The payload with its STATS value cut or padded (0x11 bytes) to len. */
+static void restats(const uint8_t *p, size_t n, uint32_t len, struct buf *out)
+{
+	size_t at = field_at(p, n, SNAP_T_STATS);
+	uint32_t old = le_get32(p + at + 2);
+	uint8_t hdr[6], pad = 0x11;
+	memcpy(hdr, p + at, 6);
+	le_put32(hdr + 2, len);
+	buf_reset(out);
+	CHECK_RC(buf_append(out, p, at), 0);
+	CHECK_RC(buf_append(out, hdr, 6), 0);
+	CHECK_RC(buf_append(out, p + at + 6, len < old ? len : old), 0);
+	for (uint32_t i = old; i < len; i++)
+		CHECK_RC(buf_append(out, &pad, 1), 0);
+	CHECK_RC(buf_append(out, p + at + 6 + old, n - at - 6 - old), 0);
+}
+
+static int snap_plain_ok(const struct snapshot *d, const uint8_t tid[32])
+{
+	return memcmp(d->root, tid, 32) == 0 && d->host && strcmp(d->host, "db1") == 0 &&
+	       d->user && strcmp(d->user, "postgres") == 0 && d->program &&
+	       strcmp(d->program, "cairn 0.1.0") == 0 && d->npaths == 1 &&
+	       strcmp(d->paths[0], "/hello.txt") == 0 && d->time_ns == 1700000000000000000LL &&
+	       d->end_time_ns == 1700000001000000000LL && d->stats.logical_bytes == 12 &&
+	       d->stats.new_bytes == 0 && d->stats.stored_bytes == 0 && d->stats.files == 1 &&
+	       d->stats.dirs == 0 && d->stats.blobs == 1 && d->stats.new_blobs == 0 &&
+	       d->stats.errors == 0 && d->stats.reused_bytes == 0 && d->flags == 0 &&
+	       d->ntags == 0 && d->nerrors == 0 && !d->has_parent && !d->cluster &&
+	       d->ntablespaces == 0;
+}
+
+static void test_snapshot(const struct repo_keys *k, struct sealer *s, const uint8_t tid[32])
+{
+	struct buf b = BUF_INIT, plain = BUF_INIT, x = BUF_INIT;
+	struct cairn_err err;
+	struct snapshot sn, dec;
+	size_t n, pn;
 
 	memset(&sn, 0, sizeof(sn));
 	memcpy(sn.root, tid, 32);
@@ -354,30 +505,45 @@ static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
 	sn.stats.logical_bytes = 12;
 	sn.stats.files = 1;
 	sn.stats.blobs = 1;
+	CHECK_RC(snapshot_encode(&sn, &b), 0);
+	CHECK(b.len == 210 && hex_is(b.data, b.len, V_SNAP_PAYLOAD));
 
-	/* The payload is what cairn 0.1.0 wrote for sn; later writers may add
-	 * fields (optional tags, a longer STATS), so it is checked by decoding:
-	 * it must stay readable.  Encoding sn must give what decodes the same. */
+	/* The frozen sealed snapshot opens to the payload, which decodes. */
 	uint8_t *sealed = unhex(V_SNAP_SEALED, &n);
+	CHECK(n == 203);
 	CHECK_RC(obj_open(s, k, "CAIRNSN1", V_SNAP_NAME, sealed, n, &plain, "snapshot", &err), 0);
 	CHECK(hex_is(plain.data, plain.len, V_SNAP_PAYLOAD));
-	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			CHECK_RC(snapshot_encode(&sn, &b), 0);
-			buf_reset(&plain);
-			CHECK_RC(buf_append(&plain, b.data, b.len), 0);
-		}
-		CHECK_RC(snapshot_decode(plain.data, plain.len, &dec, &err), 0);
-		CHECK(memcmp(dec.root, tid, 32) == 0 && dec.host && strcmp(dec.host, "db1") == 0 &&
-		      dec.user && strcmp(dec.user, "postgres") == 0 && dec.program &&
-		      strcmp(dec.program, "cairn 0.1.0") == 0 && dec.npaths == 1 &&
-		      strcmp(dec.paths[0], "/hello.txt") == 0 &&
-		      dec.time_ns == 1700000000000000000LL &&
-		      dec.end_time_ns == 1700000001000000000LL && dec.stats.logical_bytes == 12 &&
-		      dec.stats.files == 1 && dec.stats.blobs == 1 && dec.stats.new_blobs == 0 &&
-		      dec.flags == 0 && dec.ntags == 0 && !dec.has_parent);
-		snapshot_free(&dec);
-	}
+	CHECK_RC(snapshot_decode(plain.data, plain.len, &dec, &err), 0);
+	CHECK(snap_plain_ok(&dec, tid));
+	snapshot_free(&dec);
+
+	/* STATS: 8 counters (older writers) or more than 9 are read; a length
+	 * below 64 or not a multiple of 8 is corrupt. */
+	uint8_t *p = unhex(V_SNAP_PAYLOAD, &pn);
+	restats(p, pn, 64, &x);
+	CHECK(x.len == pn - 8);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), 0);
+	CHECK(snap_plain_ok(&dec, tid));
+	snapshot_free(&dec);
+	restats(p, pn, 80, &x);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), 0);
+	CHECK(snap_plain_ok(&dec, tid));
+	snapshot_free(&dec);
+	restats(p, pn, 68, &x);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), CAIRN_ECORRUPT);
+	restats(p, pn, 56, &x);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), CAIRN_ECORRUPT);
+
+	/* An unknown optional tag is skipped; an unknown critical one refused. */
+	buf_reset(&x);
+	CHECK_RC(buf_append(&x, p, pn), 0);
+	CHECK_RC(buf_append(&x, "\x40\x00\x01\x00\x00\x00\x2a", 7), 0);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), 0);
+	CHECK(snap_plain_ok(&dec, tid));
+	snapshot_free(&dec);
+	x.data[pn + 1] = 0x80; /* tag 0x8040 */
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), CAIRN_EVERSION);
+
 	/* The magic is associated data: not an index object. */
 	CHECK_RC(obj_open(s, k, "CAIRNIX1", NULL, sealed, n, &plain, "x", &err), CAIRN_ECORRUPT);
 	/* The name is the hash of the bytes. */
@@ -385,10 +551,71 @@ static void test_tree_snapshot(const struct repo_keys *k, struct sealer *s)
 	CHECK_RC(obj_open(s, k, "CAIRNSN1", V_SNAP_NAME, sealed, n, &plain, "x", &err),
 		 CAIRN_ECORRUPT);
 	free(sealed);
-	tree_free(&t);
-	tree_free(&t2);
+	free(p);
+
+	/* A PostgreSQL snapshot (flag PG: tags 20-30), with a parent. */
+	struct snapshot pg;
+	memset(&pg, 0, sizeof(pg));
+	memcpy(pg.root, tid, 32);
+	pg.time_ns = 1700000100000000000LL;
+	pg.end_time_ns = 1700000101000000000LL;
+	pg.host = "db1";
+	pg.user = "postgres";
+	pg.program = "cairn 0.1.0";
+	char *pgpaths[] = {"/var/lib/postgresql/16/main"};
+	pg.paths = pgpaths;
+	pg.npaths = 1;
+	pg.has_parent = 1;
+	CHECK(hex_decode(pg.parent, 32, V_SNAP_NAME) == 0);
+	pg.stats.logical_bytes = 12;
+	pg.stats.files = 1;
+	pg.stats.blobs = 1;
+	pg.stats.reused_bytes = 12;
+	pg.flags = SNAP_PG;
+	pg.cluster = "main";
+	pg.sysid = 7301234567890123456ull;
+	pg.pg_version = 160004;
+	pg.timeline = 1;
+	pg.start_lsn = 0x3000028;
+	pg.stop_lsn = 0x3000138;
+	pg.start_wal = "000000010000000000000003";
+	pg.stop_wal = "000000010000000000000003";
+	pg.wal_seg_size = 16u << 20;
+	char *ts[] = {"16384\t/srv/ts1"};
+	pg.tablespaces = ts;
+	pg.ntablespaces = 1;
+	CHECK_RC(snapshot_encode(&pg, &b), 0);
+	CHECK(b.len == 437 && hex_is(b.data, b.len, V_PG_SNAP_PAYLOAD));
+	p = unhex(V_PG_SNAP_PAYLOAD, &pn);
+	CHECK_RC(snapshot_decode(p, pn, &dec, &err), 0);
+	CHECK(memcmp(dec.root, tid, 32) == 0 && dec.has_parent &&
+	      memcmp(dec.parent, pg.parent, 32) == 0 && dec.flags == SNAP_PG &&
+	      dec.npaths == 1 && strcmp(dec.paths[0], "/var/lib/postgresql/16/main") == 0 &&
+	      dec.stats.logical_bytes == 12 && dec.stats.reused_bytes == 12 &&
+	      dec.cluster && strcmp(dec.cluster, "main") == 0 &&
+	      dec.sysid == 7301234567890123456ull && dec.pg_version == 160004 &&
+	      dec.timeline == 1 && dec.start_lsn == 0x3000028 && dec.stop_lsn == 0x3000138 &&
+	      dec.start_wal && strcmp(dec.start_wal, "000000010000000000000003") == 0 &&
+	      dec.stop_wal && strcmp(dec.stop_wal, "000000010000000000000003") == 0 &&
+	      dec.wal_seg_size == 16u << 20 && dec.from_standby == 0 &&
+	      dec.ntablespaces == 1 && strcmp(dec.tablespaces[0], "16384\t/srv/ts1") == 0);
+	snapshot_free(&dec);
+	/* CLUSTER is single-valued: a second one makes the record corrupt. */
+	buf_reset(&x);
+	CHECK_RC(buf_append(&x, p, pn), 0);
+	CHECK_RC(buf_append(&x, "\x14\x00\x01\x00\x00\x00x", 7), 0);
+	CHECK_RC(snapshot_decode(x.data, x.len, &dec, &err), CAIRN_ECORRUPT);
+	/* A numeric PG field of the wrong length is corrupt. */
+	size_t at = field_at(p, pn, SNAP_T_TIMELINE);
+	CHECK(at < pn);
+	if (at < pn) {
+		p[at + 2] = 8;
+		CHECK_RC(snapshot_decode(p, pn, &dec, &err), CAIRN_ECORRUPT);
+	}
+	free(p);
 	buf_free(&b);
 	buf_free(&plain);
+	buf_free(&x);
 }
 
 /* ---- a key file ---- */
@@ -459,11 +686,13 @@ int main(void)
 	if (!k || !s)
 		return t_done();
 	test_keys(k);
-	test_config();
+	test_config(k);
 	test_uvar();
 	test_blobs(k, s);
 	test_pack(k, s);
-	test_tree_snapshot(k, s);
+	uint8_t tid[32];
+	test_tree(k, tid);
+	test_snapshot(k, s, tid);
 	test_keyfile();
 	test_chunker(k);
 	sealer_free(s);
