@@ -19,6 +19,8 @@ enum exit_code {
 	EXIT_FAIL = 1,
 	EXIT_USAGE = 2,
 	EXIT_DAMAGE = 3,
+	/* archive-get only: a failure that must stop PostgreSQL's recovery. */
+	EXIT_FATAL_FOR_PG = 127,
 };
 
 #define MAX_LIST 256
@@ -29,6 +31,9 @@ struct cli {
 	const char *password_file;
 	const char *password_command;
 	const char *cache_dir;
+	const char *key_file;
+	const char *config;
+	const char *cluster;
 	int json, quiet, verbose;
 	int progress; /* stderr is a TTY and not quiet */
 	/* command options */
@@ -42,7 +47,10 @@ struct cli {
 	const char *target;
 	const char *stdin_name;
 	const char *new_password_file;
+	const char *pgdata;
+	const char *pg_conn;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
+	int ignore_checksum_errors;
 };
 
 /* Prints "cairn: error: ..." (and a hint for well-known codes) and returns
@@ -82,5 +90,17 @@ int cmd_restore(struct cli *c);
 int cmd_check(struct cli *c);
 int cmd_key(struct cli *c);
 int cmd_stats(struct cli *c);
+int cmd_archive_push(struct cli *c);
+int cmd_archive_get(struct cli *c);
+int cmd_backup_pg(struct cli *c);
+
+/* Reads `key = value` lines of a configuration file into unset fields
+ * of c (repo, key-file, password-file, password-command, cache-dir,
+ * cluster, pgdata, pg-conn).  0, or an exit code after reporting. */
+int cli_read_config(struct cli *c, const char *path);
+/* The cluster name for WAL commands: --cluster, else the system
+ * identifier in PGDATA's pg_control (the current folder when run by
+ * PostgreSQL). */
+int cli_cluster(struct cli *c, char *out, size_t n, struct cairn_err *err);
 
 #endif

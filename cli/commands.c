@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,6 +99,10 @@ int cmd_backup(struct cli *c)
 	struct repo *r = NULL;
 	struct snapshot s;
 	memset(&s, 0, sizeof(s));
+	if (c->pgdata && (c->use_stdin || c->nargs))
+		return cli_usage("give either --pgdata or paths or --stdin");
+	if (c->pgdata)
+		return cmd_backup_pg(c);
 	if (c->use_stdin && !c->stdin_name)
 		return cli_usage("--stdin needs --stdin-name NAME");
 	if (c->use_stdin && c->nargs)
@@ -150,10 +156,11 @@ int cmd_backup(struct cli *c)
 			       (unsigned long long)s.stats.stored_bytes,
 			       (unsigned long long)s.stats.files, (unsigned long long)s.stats.errors);
 		else if (!c->quiet)
-			printf("snapshot %s saved\n%llu files, %s (%s read, the rest unchanged since %.8s), "
+			printf("snapshot %s saved\n%llu files, %s (%s read%s%.8s), "
 			       "%s new, %s stored after compression\n",
 			       s.name, (unsigned long long)s.stats.files, tot, rd,
-			       have_parent ? parent.name : "-", nw, st);
+			       s.stats.reused_bytes ? ", the rest unchanged since " : "",
+			       s.stats.reused_bytes && have_parent ? parent.name : "", nw, st);
 	}
 	if (rc == CAIRN_EPARTIAL) {
 		cairn_err_prefix(&err, "backup incomplete");
@@ -428,6 +435,41 @@ int cmd_check(struct cli *c)
 	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
 }
 
+/* Writes the master key to a new file, mode 0600, durably. */
+static int export_host_key(struct cli *c, const char *path)
+{
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	uint8_t out[HOSTKEY_LEN];
+	int rc = cli_open(c, &r, &err);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	hostkey_encode(out, repo_get_config(r)->id, repo_get_keys(r)->master);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = cairn_err_errno(&err, errno, "cannot create key file %s%s", path,
+				     errno == EEXIST ? " (it exists: refusing to overwrite)" : "");
+	} else {
+		ssize_t w = write(fd, out, sizeof(out));
+		if (w != (ssize_t)sizeof(out) || fsync(fd) != 0) {
+			rc = cairn_err_errno(&err, errno ? errno : EIO, "cannot write key file %s", path);
+			unlink(path);
+		}
+		if (close(fd) != 0 && !rc) {
+			rc = cairn_err_errno(&err, errno, "cannot write key file %s", path);
+			unlink(path);
+		}
+	}
+	sodium_memzero(out, sizeof(out));
+	repo_close(r);
+	if (rc)
+		return cli_fail(c, rc, &err);
+	if (!c->quiet)
+		printf("wrote host key file %s: it opens the repository without a passphrase, keep it "
+		       "as secret (use it with --key-file or CAIRN_KEY_FILE)\n", path);
+	return EXIT_OK;
+}
+
 int cmd_key(struct cli *c)
 {
 	struct cairn_err err = {0, ""};
@@ -436,10 +478,14 @@ int cmd_key(struct cli *c)
 		return cli_usage("key needs add, list, remove ID or passwd");
 	const char *sub = c->args[0];
 	if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "remove") &&
-	    strcmp(sub, "passwd"))
-		return cli_usage("unknown key command '%s' (add, list, remove ID, passwd)", sub);
+	    strcmp(sub, "passwd") && strcmp(sub, "export-host-key"))
+		return cli_usage("unknown key command '%s' (add, list, remove ID, passwd, "
+				 "export-host-key FILE)", sub);
 	if (!strcmp(sub, "remove") && c->nargs != 2)
 		return cli_usage("key remove needs the key's ID");
+	if (!strcmp(sub, "export-host-key"))
+		return c->nargs == 2 ? export_host_key(c, c->args[1])
+				     : cli_usage("key export-host-key needs FILE");
 	int rc = cli_open(c, &r, &err);
 	if (rc)
 		return cli_fail(c, rc, &err);

@@ -22,6 +22,9 @@ static const char help_text[] =
 	"  init                          create a repository\n"
 	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable] [--full-read]\n"
 	"  backup --stdin --stdin-name NAME [--tag T]\n"
+	"  backup --pgdata DIR [--pg-conn CONNINFO] [--cluster NAME] [--tag T]\n"
+	"         [--full-read] [--ignore-checksum-errors]\n"
+	"                                base backup of a running PostgreSQL cluster\n"
 	"                                store paths (or standard input) as a new snapshot;\n"
 	"                                files unchanged since the last snapshot of the same\n"
 	"                                paths and host are not read again (--full-read: read all)\n"
@@ -35,6 +38,11 @@ static const char help_text[] =
 	"                                manage the passphrases that open the repository\n"
 	"                                (new passphrase: --new-password-file F, or a prompt)\n"
 	"  stats [SNAPSHOT]              logical and stored bytes, blobs, packs, dedup ratio\n"
+	"  archive-push PATH [--cluster NAME]\n"
+	"                                archive_command: store one WAL file, durably\n"
+	"  archive-get NAME PATH [--cluster NAME]\n"
+	"                                restore_command: fetch one WAL file (exit 1 if absent)\n"
+	"  key export-host-key FILE      write the master key to FILE (mode 0600) for --key-file\n"
 	"  help                          this text\n"
 	"\n"
 	"A SNAPSHOT is 'latest', a full id, or a unique prefix of at least 8 hex digits.\n"
@@ -44,6 +52,11 @@ static const char help_text[] =
 	"  --password-file F             read the passphrase from F (env CAIRN_PASSWORD_FILE)\n"
 	"  --password-command CMD        run CMD for the passphrase (env CAIRN_PASSWORD_COMMAND)\n"
 	"                                (else env CAIRN_PASSWORD, else a prompt on the terminal)\n"
+	"  --key-file F                  open with a host key file instead of a passphrase\n"
+	"                                (env CAIRN_KEY_FILE)\n"
+	"  --config F                    read settings from F: lines 'key = value' with keys\n"
+	"                                repo, key-file, password-file, password-command,\n"
+	"                                cache-dir, cluster, pgdata, pg-conn (env CAIRN_CONFIG)\n"
 	"  --cache-dir DIR               local index cache (env CAIRN_CACHE_DIR;\n"
 	"                                default $XDG_CACHE_HOME/cairn or ~/.cache/cairn)\n"
 	"  --json                        machine-readable output\n"
@@ -66,6 +79,7 @@ enum {
 	O_REPO, O_PWFILE, O_PWCMD, O_CACHE, O_JSON, O_QUIET, O_VERBOSE, O_HELP,
 	O_TAG, O_HOST, O_STDIN, O_STDIN_NAME, O_TARGET, O_INCLUDE, O_FORCE,
 	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE, O_FULL_READ,
+	O_KEY_FILE, O_CONFIG, O_CLUSTER, O_PGDATA, O_PG_CONN, O_IGNORE_CHECKSUMS,
 };
 
 static const struct opt opts[] = {
@@ -88,16 +102,25 @@ static const struct opt opts[] = {
 	{"new-password-file", 0, VALUE, O_NEW_PWFILE},
 	{"ignore-unreadable", 0, FLAG, O_IGNORE_UNREADABLE},
 	{"full-read", 0, FLAG, O_FULL_READ},
+	{"key-file", 0, VALUE, O_KEY_FILE},
+	{"config", 0, VALUE, O_CONFIG},
+	{"cluster", 0, VALUE, O_CLUSTER},
+	{"pgdata", 0, VALUE, O_PGDATA},
+	{"pg-conn", 0, VALUE, O_PG_CONN},
+	{"ignore-checksum-errors", 0, FLAG, O_IGNORE_CHECKSUMS},
 };
 
 /* Which command-specific options each command accepts. */
 static int allowed(const char *cmd, int id)
 {
-	if (id <= O_HELP)
+	if (id <= O_HELP || id == O_KEY_FILE || id == O_CONFIG)
 		return 1;
 	if (!strcmp(cmd, "backup"))
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
-		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ;
+		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ || id == O_PGDATA ||
+		       id == O_PG_CONN || id == O_CLUSTER || id == O_IGNORE_CHECKSUMS;
+	if (!strcmp(cmd, "archive-push") || !strcmp(cmd, "archive-get"))
+		return id == O_CLUSTER;
 	if (!strcmp(cmd, "init"))
 		return id == O_HOST;
 	if (!strcmp(cmd, "restore"))
@@ -138,6 +161,12 @@ static int set_opt(struct cli *c, int id, const char *v)
 	case O_NEW_PWFILE: c->new_password_file = v; break;
 	case O_IGNORE_UNREADABLE: c->ignore_unreadable = 1; break;
 	case O_FULL_READ: c->full_read = 1; break;
+	case O_KEY_FILE: c->key_file = v; break;
+	case O_CONFIG: c->config = v; break;
+	case O_CLUSTER: c->cluster = v; break;
+	case O_PGDATA: c->pgdata = v; break;
+	case O_PG_CONN: c->pg_conn = v; break;
+	case O_IGNORE_CHECKSUMS: c->ignore_checksum_errors = 1; break;
 	}
 	return 0;
 }
@@ -208,10 +237,18 @@ int main(int argc, char **argv)
 	/* Options given before the command were not checked against it. */
 	if (c.ntags && strcmp(cmd, "backup"))
 		return cli_usage("--tag applies to 'backup'");
+	c.config = env_or(c.config, "CAIRN_CONFIG");
 	c.repo = env_or(c.repo, "CAIRN_REPOSITORY");
+	c.key_file = env_or(c.key_file, "CAIRN_KEY_FILE");
+	c.cluster = env_or(c.cluster, "CAIRN_CLUSTER");
 	c.password_file = env_or(c.password_file, "CAIRN_PASSWORD_FILE");
 	c.password_command = env_or(c.password_command, "CAIRN_PASSWORD_COMMAND");
 	c.cache_dir = env_or(c.cache_dir, "CAIRN_CACHE_DIR");
+	if (c.config) {
+		int rc = cli_read_config(&c, c.config);
+		if (rc)
+			return rc;
+	}
 	c.progress = !c.quiet && !c.json && isatty(STDERR_FILENO);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "cairn: error: libsodium failed to initialise\n");
@@ -225,6 +262,7 @@ int main(int argc, char **argv)
 		{"init", cmd_init}, {"backup", cmd_backup}, {"snapshots", cmd_snapshots},
 		{"ls", cmd_ls}, {"cat", cmd_cat}, {"restore", cmd_restore},
 		{"check", cmd_check}, {"key", cmd_key}, {"stats", cmd_stats},
+		{"archive-push", cmd_archive_push}, {"archive-get", cmd_archive_get},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {

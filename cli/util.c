@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -246,18 +247,52 @@ int cli_get_pass(const struct cli *c, const char *file, int confirm, int fresh, 
 	return 0;
 }
 
+/* Reads a host key file; refuses one that others may read. */
+static int read_key_file(const char *path, uint8_t repo_id[32], uint8_t master[32],
+			 struct cairn_err *err)
+{
+	uint8_t buf[HOSTKEY_LEN + 1];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cairn_err_errno(err, errno, "cannot open key file %s", path);
+	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
+		close(fd);
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "key file %s may be read by other users: run chmod 600 %s", path, path);
+	}
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	int rc = hostkey_decode(buf, n < 0 ? 0 : (size_t)n, repo_id, master, err);
+	sodium_memzero(buf, sizeof(buf));
+	if (rc)
+		cairn_err_prefix(err, "%s", path);
+	return rc;
+}
+
 int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 {
 	char *pass = NULL;
 	size_t plen = 0;
+	uint8_t master[32], repo_id[32];
+	int rc;
 	if (!c->repo)
 		return cairn_err_set(err, CAIRN_EUSAGE,
 				     "no repository: give -r/--repo or set CAIRN_REPOSITORY");
-	int rc = cli_get_pass(c, c->password_file, 0, 0, "Repository passphrase: ", &pass, &plen, err);
-	if (rc)
-		return rc;
 	struct repo_open_opts o;
 	memset(&o, 0, sizeof(o));
+	if (c->key_file) {
+		rc = read_key_file(c->key_file, repo_id, master, err);
+		if (rc)
+			return rc;
+		o.master = master;
+		o.master_repo_id = repo_id;
+	} else {
+		rc = cli_get_pass(c, c->password_file, 0, 0, "Repository passphrase: ", &pass,
+				  &plen, err);
+		if (rc)
+			return rc;
+	}
 	o.url = c->repo;
 	o.pass = pass;
 	o.pass_len = plen;
@@ -266,7 +301,71 @@ int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 	o.note_arg = c;
 	rc = repo_open(r, &o, err);
 	cli_pass_free(pass, plen);
+	sodium_memzero(master, sizeof(master));
 	return rc;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+int cli_read_config(struct cli *c, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		struct cairn_err e;
+		cairn_err_errno(&e, errno, "cannot read configuration file %s", path);
+		return cli_fail(c, CAIRN_EIO, &e);
+	}
+	char line[4096];
+	int lineno = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *l = trim(line);
+		if (!*l || *l == '#')
+			continue;
+		char *eq = strchr(l, '=');
+		if (!eq) {
+			fclose(f);
+			return cli_usage("%s:%d: expected 'key = value'", path, lineno);
+		}
+		*eq = '\0';
+		char *k = trim(l), *v = trim(eq + 1);
+		size_t vl = strlen(v);
+		if (vl >= 2 && ((v[0] == '\'' && v[vl - 1] == '\'') || (v[0] == '"' && v[vl - 1] == '"'))) {
+			v[vl - 1] = '\0';
+			v++;
+		}
+		const char **slot = !strcmp(k, "repo") ? &c->repo
+			: !strcmp(k, "key-file") ? &c->key_file
+			: !strcmp(k, "password-file") ? &c->password_file
+			: !strcmp(k, "password-command") ? &c->password_command
+			: !strcmp(k, "cache-dir") ? &c->cache_dir
+			: !strcmp(k, "cluster") ? &c->cluster
+			: !strcmp(k, "pgdata") ? &c->pgdata
+			: !strcmp(k, "pg-conn") ? &c->pg_conn : NULL;
+		if (!slot) {
+			fclose(f);
+			return cli_usage("%s:%d: unknown setting '%s'", path, lineno, k);
+		}
+		if (!*slot) {
+			/* The process lives as long as the strings: keep them. */
+			char *dup = strdup(v);
+			if (!dup) {
+				fclose(f);
+				return EXIT_FAIL;
+			}
+			*slot = dup;
+		}
+	}
+	fclose(f);
+	return 0;
 }
 
 void json_str(FILE *f, const char *s)

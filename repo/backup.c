@@ -156,12 +156,11 @@ static int reusable(struct bk *b, const struct node *p, const struct node *nd,
 	if (p->mtime_ns >= b->o->parent->time_ns - REUSE_MARGIN_NS ||
 	    p->ctime_ns >= b->o->parent->time_ns - REUSE_MARGIN_NS)
 		return 0; /* changed too close to when the parent read it */
-	/* Every blob must still be indexed (it is, unless the repository was
-	 * damaged): otherwise read the file. */
+	/* Every blob must still be indexed in a pack that exists (it is,
+	 * unless the repository was damaged): otherwise read the file. */
 	for (size_t i = 0; i < p->nblobs; i++) {
-		struct blob_loc loc;
 		struct cairn_err e;
-		if (repo_find_blob(b->r, p->blobs[i].id, &loc, &e) != 0)
+		if (repo_has_blob(b->r, BLOB_DATA, p->blobs[i].id, &e) != 1)
 			return 0;
 	}
 	return 1;

@@ -493,6 +493,9 @@ static int check_listed(void *arg, const char *name)
 	return 0;
 }
 
+/* merge_index: the index object itself is damaged (not the cache). */
+#define INDEX_DAMAGED 1
+
 static int merge_index(struct repo *r, const char *name, struct cairn_err *err)
 {
 	struct buf raw = BUF_INIT, plain = BUF_INIT;
@@ -505,8 +508,10 @@ static int merge_index(struct repo *r, const char *name, struct cairn_err *err)
 	rc = rc ? rc : obj_open(r->sealer, r->keys, INDEX_MAGIC, name, raw.data, raw.len,
 				&plain, what, err);
 	rc = rc ? rc : index_decode(plain.data, plain.len, &e, &n, err);
-	if (rc == CAIRN_ECORRUPT)
+	if (rc == CAIRN_ECORRUPT) {
 		cairn_err_prefix(err, "%s", key);
+		rc = INDEX_DAMAGED;
+	}
 	rc = rc ? rc : cache_add_index(r->cache, name, e, n, err);
 	free(e);
 	buf_free(&raw);
@@ -564,6 +569,7 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 			goto out;
 	}
 	clear_bad_index(r);
+	int retried = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		rc = cache_has_index(r->cache, l.names[i], err);
 		if (rc < 0)
@@ -572,7 +578,17 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 			continue;
 		struct cairn_err e;
 		rc = merge_index(r, l.names[i], &e);
-		if (rc == CAIRN_ECORRUPT) {
+		if (rc == CAIRN_ECORRUPT && !retried) {
+			/* The cache itself (LMDB) is damaged: start it over. */
+			note(r, "the local cache is damaged: rebuilding it from the repository");
+			retried = 1;
+			rc = cache_clear(r->cache, err);
+			if (rc)
+				goto out;
+			i = (size_t)-1;
+			continue;
+		}
+		if (rc == INDEX_DAMAGED) {
 			/* One damaged index object must not lock everyone out:
 			 * its blobs are unknown (backups store them again; check
 			 * reports it). */
@@ -702,6 +718,21 @@ static int pack_exists(struct repo *r, const uint8_t id[32], struct cairn_err *e
 		r->packs_listed = 1;
 	}
 	return idset_get(&r->packs, id, NULL);
+}
+
+int repo_has_blob(struct repo *r, uint8_t type, const uint8_t id[32], struct cairn_err *err)
+{
+	struct blob_loc loc;
+	int rc = repo_find_blob(r, id, &loc, err);
+	if (rc == CAIRN_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (loc.type != type)
+		return 0;
+	if (idset_get(&r->mine, id, NULL))
+		return 1;
+	return pack_exists(r, loc.pack, err);
 }
 
 int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,

@@ -111,6 +111,10 @@ int repo_get_blob(struct repo *r, uint8_t type, const uint8_t id[32],
  * flushed).  CAIRN_ENOTFOUND if unknown. */
 int repo_find_blob(struct repo *r, const uint8_t id[32], struct blob_loc *loc,
 		   struct cairn_err *err);
+/* 1 if the repository holds blob `id` of `type` in a pack that exists (as
+ * listed once per handle), 0 if not, <0 on error. */
+int repo_has_blob(struct repo *r, uint8_t type, const uint8_t id[32],
+		  struct cairn_err *err);
 /* Finishes the open packs, writes them, then the index object naming them,
  * then records them in the cache. */
 int repo_flush(struct repo *r, struct cairn_err *err);

@@ -52,7 +52,8 @@ enum snap_tag {
 enum snap_flags {
 	SNAP_INCOMPLETE = 1, /* some paths could not be read (see errors) */
 	SNAP_STDIN = 2,      /* made from standard input */
-	SNAP_PG = 4,         /* a PostgreSQL base backup: pgdata/ and tablespaces/ */
+	SNAP_PG = 4,         /* a PostgreSQL base backup: the root is PGDATA,
+			      * tablespaces under pg_tblspc/<oid>/ */
 };
 
 struct snap_stats {

@@ -3,7 +3,7 @@
 # Sourced by test.sh and demo.sh.  As root, missing packages are installed
 # with apt-get; otherwise the exact command to run is printed.
 cairn_deps=(build-essential cmake pkg-config libzstd-dev libsodium-dev liblmdb-dev
-            libcurl4-openssl-dev libpq-dev util-linux)
+            libcurl4-openssl-dev libpq-dev util-linux postgresql-15 postgresql-client-15)
 
 cairn_install_deps() {
 	local missing=() p
@@ -20,6 +20,12 @@ cairn_install_deps() {
 	fi
 	echo "cairn: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	# The tests start their own throwaway servers: Debian's default
+	# cluster (and its server on port 5432) is not wanted.
+	if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common/createcluster.d
+		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/cairn.conf
+	fi
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
