@@ -49,6 +49,15 @@ struct cli {
 	const char *new_password_file;
 	const char *pgdata;
 	const char *pg_conn;
+	/* restore of a PostgreSQL backup */
+	const char *target_kind; /* option name given: time, lsn, xid, name, immediate */
+	const char *target_value;
+	const char *target_action;
+	const char *target_timeline;
+	const char *ts_from[MAX_LIST], *ts_to[MAX_LIST];
+	size_t nts;
+	int delta;
+	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int ignore_checksum_errors;
 };
@@ -93,6 +102,8 @@ int cmd_stats(struct cli *c);
 int cmd_archive_push(struct cli *c);
 int cmd_archive_get(struct cli *c);
 int cmd_backup_pg(struct cli *c);
+int cmd_restore_pg(struct cli *c);
+int cmd_info(struct cli *c);
 
 /* Reads `key = value` lines of a configuration file into unset fields
  * of c (repo, key-file, password-file, password-command, cache-dir,

@@ -349,10 +349,13 @@ int cmd_restore(struct cli *c)
 	struct snapshot s;
 	struct restore_stats st;
 	memset(&s, 0, sizeof(s));
-	if (c->nargs != 1)
-		return cli_usage("restore needs SNAPSHOT --target DIR");
 	if (!c->target)
 		return cli_usage("restore needs --target DIR");
+	if (c->nargs == 0 || c->target_kind || c->cluster || c->delta || c->nts ||
+	    c->target_action || c->target_timeline)
+		return cmd_restore_pg(c);
+	if (c->nargs != 1)
+		return cli_usage("restore needs SNAPSHOT --target DIR");
 	int empty = dir_is_empty(c->target);
 	if (empty < 0) {
 		cairn_err_errno(&err, errno, "cannot read target folder %s", c->target);
@@ -366,6 +369,12 @@ int cmd_restore(struct cli *c)
 	}
 	int rc = cli_open(c, &r, &err);
 	rc = rc ? rc : repo_snapshot_find(r, c->args[0], &s, &err);
+	if (!rc && (s.flags & SNAP_PG)) {
+		/* A PostgreSQL backup always restores with its recovery set up. */
+		snapshot_free(&s);
+		repo_close(r);
+		return cmd_restore_pg(c);
+	}
 	if (!rc) {
 		struct restore_opts o;
 		memset(&o, 0, sizeof(o));

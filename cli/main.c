@@ -23,7 +23,7 @@ static const char help_text[] =
 	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable] [--full-read]\n"
 	"  backup --stdin --stdin-name NAME [--tag T]\n"
 	"  backup --pgdata DIR [--pg-conn CONNINFO] [--cluster NAME] [--tag T]\n"
-	"         [--full-read] [--ignore-checksum-errors]\n"
+	"         [--full-read] [--ignore-checksum-errors] [--archive-timeout SECONDS]\n"
 	"                                base backup of a running PostgreSQL cluster\n"
 	"                                store paths (or standard input) as a new snapshot;\n"
 	"                                files unchanged since the last snapshot of the same\n"
@@ -33,6 +33,15 @@ static const char help_text[] =
 	"  cat SNAPSHOT PATH             write one file of a snapshot to standard output\n"
 	"  restore SNAPSHOT --target DIR [--include PATH]... [--force]\n"
 	"                                restore a snapshot (refuses a non-empty DIR without --force)\n"
+	"  restore [SNAPSHOT] --target DIR [--cluster NAME] [--target-time TS | --target-lsn LSN\n"
+	"          | --target-xid XID | --target-name NAME | --immediate]\n"
+	"          [--target-action promote|pause|shutdown] [--target-timeline latest|current|N]\n"
+	"          [--tablespace-map OLD=NEW]... [--delta]\n"
+	"                                restore a PostgreSQL base backup and set up recovery to\n"
+	"                                the target (default: all archived WAL); without SNAPSHOT,\n"
+	"                                the newest backup that ended before the target; refuses a\n"
+	"                                target the archived WAL cannot reach\n"
+	"  info [--cluster NAME]         per cluster: base backups, archived WAL, PITR windows\n"
 	"  check [--read-data]           verify the repository's structure (and all data)\n"
 	"  key list | key add | key remove ID | key passwd\n"
 	"                                manage the passphrases that open the repository\n"
@@ -80,6 +89,8 @@ enum {
 	O_TAG, O_HOST, O_STDIN, O_STDIN_NAME, O_TARGET, O_INCLUDE, O_FORCE,
 	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE, O_FULL_READ,
 	O_KEY_FILE, O_CONFIG, O_CLUSTER, O_PGDATA, O_PG_CONN, O_IGNORE_CHECKSUMS,
+	O_T_TIME, O_T_LSN, O_T_XID, O_T_NAME, O_T_IMMEDIATE, O_T_ACTION, O_T_TIMELINE,
+	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT,
 };
 
 static const struct opt opts[] = {
@@ -108,6 +119,16 @@ static const struct opt opts[] = {
 	{"pgdata", 0, VALUE, O_PGDATA},
 	{"pg-conn", 0, VALUE, O_PG_CONN},
 	{"ignore-checksum-errors", 0, FLAG, O_IGNORE_CHECKSUMS},
+	{"target-time", 0, VALUE, O_T_TIME},
+	{"target-lsn", 0, VALUE, O_T_LSN},
+	{"target-xid", 0, VALUE, O_T_XID},
+	{"target-name", 0, VALUE, O_T_NAME},
+	{"immediate", 0, FLAG, O_T_IMMEDIATE},
+	{"target-action", 0, VALUE, O_T_ACTION},
+	{"target-timeline", 0, VALUE, O_T_TIMELINE},
+	{"tablespace-map", 0, VALUE, O_TS_MAP},
+	{"delta", 0, FLAG, O_DELTA},
+	{"archive-timeout", 0, VALUE, O_ARCHIVE_TIMEOUT},
 };
 
 /* Which command-specific options each command accepts. */
@@ -118,13 +139,17 @@ static int allowed(const char *cmd, int id)
 	if (!strcmp(cmd, "backup"))
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
 		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ || id == O_PGDATA ||
-		       id == O_PG_CONN || id == O_CLUSTER || id == O_IGNORE_CHECKSUMS;
+		       id == O_PG_CONN || id == O_CLUSTER || id == O_IGNORE_CHECKSUMS ||
+		       id == O_ARCHIVE_TIMEOUT;
+	if (!strcmp(cmd, "info"))
+		return id == O_CLUSTER;
 	if (!strcmp(cmd, "archive-push") || !strcmp(cmd, "archive-get"))
 		return id == O_CLUSTER;
 	if (!strcmp(cmd, "init"))
 		return id == O_HOST;
 	if (!strcmp(cmd, "restore"))
-		return id == O_TARGET || id == O_INCLUDE || id == O_FORCE;
+		return id == O_TARGET || id == O_INCLUDE || id == O_FORCE || id == O_CLUSTER ||
+		       (id >= O_T_TIME && id <= O_DELTA);
 	if (!strcmp(cmd, "check"))
 		return id == O_READ_DATA;
 	if (!strcmp(cmd, "key"))
@@ -167,6 +192,35 @@ static int set_opt(struct cli *c, int id, const char *v)
 	case O_PGDATA: c->pgdata = v; break;
 	case O_PG_CONN: c->pg_conn = v; break;
 	case O_IGNORE_CHECKSUMS: c->ignore_checksum_errors = 1; break;
+	case O_T_TIME: case O_T_LSN: case O_T_XID: case O_T_NAME: case O_T_IMMEDIATE:
+		if (c->target_kind)
+			return -2;
+		c->target_kind = id == O_T_TIME ? "time" : id == O_T_LSN ? "lsn"
+			       : id == O_T_XID ? "xid" : id == O_T_NAME ? "name" : "immediate";
+		c->target_value = v;
+		break;
+	case O_T_ACTION: c->target_action = v; break;
+	case O_T_TIMELINE: c->target_timeline = v; break;
+	case O_TS_MAP: {
+		const char *eq = strchr(v, '=');
+		if (!eq || eq == v || !eq[1] || c->nts >= MAX_LIST)
+			return -3;
+		char *from = strndup(v, (size_t)(eq - v));
+		if (!from)
+			return -1;
+		c->ts_from[c->nts] = from;
+		c->ts_to[c->nts++] = eq + 1;
+		break;
+	}
+	case O_DELTA: c->delta = 1; break;
+	case O_ARCHIVE_TIMEOUT: {
+		char *end;
+		unsigned long t = strtoul(v, &end, 10);
+		if (*end || t == 0 || t > 86400)
+			return -4;
+		c->archive_timeout = (unsigned)t;
+		break;
+	}
 	}
 	return 0;
 }
@@ -227,7 +281,15 @@ int main(int argc, char **argv)
 		}
 		if (cmd && !allowed(cmd, o->id))
 			return cli_usage("option %s does not apply to '%s'", a, cmd);
-		if (set_opt(&c, o->id, val))
+		int src = set_opt(&c, o->id, val);
+		if (src == -2)
+			return cli_usage("give one recovery target (--target-time, --target-lsn, "
+					 "--target-xid, --target-name or --immediate)");
+		if (src == -3)
+			return cli_usage("--tablespace-map takes OLD=NEW (two folders)");
+		if (src == -4)
+			return cli_usage("--archive-timeout takes seconds (1 to 86400)");
+		if (src)
 			return cli_usage("too many %s options", a);
 	}
 	if (help || !cmd || !strcmp(cmd, "help")) {
@@ -263,6 +325,7 @@ int main(int argc, char **argv)
 		{"ls", cmd_ls}, {"cat", cmd_cat}, {"restore", cmd_restore},
 		{"check", cmd_check}, {"key", cmd_key}, {"stats", cmd_stats},
 		{"archive-push", cmd_archive_push}, {"archive-get", cmd_archive_get},
+		{"info", cmd_info},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {

@@ -75,6 +75,21 @@ struct restore_opts {
 	const char *const *includes; /* snapshot paths to restore (all: none) */
 	size_t nincludes;
 	int overwrite;               /* replace existing files in target */
+	/* Delta: the target already holds a version of the snapshot; files
+	 * whose content already matches are left alone (checked by chunking
+	 * and hashing them), others rewritten, and entries the snapshot does
+	 * not have are removed. */
+	int delta;
+	/* Folders restored elsewhere: the contents of snapshot folder
+	 * map_from[i] ("pg_tblspc/16384") go to map_to[i], and a symlink to
+	 * map_to[i] takes the folder's place. */
+	const char *const *map_from;
+	const char *const *map_to;
+	size_t nmaps;
+	/* When running as root: restored entries get the snapshot's owners,
+	 * or, with set_owner, owner_uid/owner_gid. */
+	int set_owner;
+	unsigned owner_uid, owner_gid;
 	fs_warn_fn warn;
 	fs_progress_fn progress;
 	void *arg;
@@ -83,6 +98,8 @@ struct restore_opts {
 struct restore_stats {
 	uint64_t files, dirs, bytes;
 	uint64_t damaged; /* files not restored because a blob failed checks */
+	uint64_t unchanged; /* delta: files already right, not written */
+	uint64_t removed;   /* delta: entries removed */
 };
 
 /* Restores.  A file whose data fails verification is not written (the

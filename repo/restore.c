@@ -9,6 +9,7 @@
 #include "repo/fs.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -209,8 +210,12 @@ static int wanted(const struct restore_opts *o, const char *p, int *below)
 static void set_meta(struct rs *x, const char *path, const struct node *nd)
 {
 	struct timespec ts[2];
-	if (x->is_root && lchown(path, nd->uid, nd->gid) != 0)
-		rs_warn(x, "cannot set owner of %s: %s", path, strerror(errno));
+	if (x->is_root) {
+		uid_t uid = x->o->set_owner ? (uid_t)x->o->owner_uid : nd->uid;
+		gid_t gid = x->o->set_owner ? (gid_t)x->o->owner_gid : nd->gid;
+		if (lchown(path, uid, gid) != 0)
+			rs_warn(x, "cannot set owner of %s: %s", path, strerror(errno));
+	}
 	if (nd->type != NODE_SYMLINK && chmod(path, nd->mode) != 0)
 		rs_warn(x, "cannot set mode of %s: %s", path, strerror(errno));
 	ts[0].tv_sec = ts[1].tv_sec = nd->mtime_ns / 1000000000;
@@ -218,14 +223,111 @@ static void set_meta(struct rs *x, const char *path, const struct node *nd)
 	utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
 }
 
+/* Removes a path and, for a folder, everything below it (links are
+ * removed, never followed). */
+static int remove_all(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL && !rc) {
+		char child[PATH_MAX];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(child, sizeof(child), "%s/%s", path, de->d_name) >= (int)sizeof(child)) {
+			rc = -1;
+			break;
+		}
+		rc = remove_all(child);
+	}
+	closedir(d);
+	return rc ? rc : rmdir(path);
+}
+
+/* Delta: 1 if the file at dst already holds exactly the node's data (same
+ * size, and chunked and hashed it gives the same blob ids). */
+static int same_content(struct rs *x, const char *dst, const struct node *nd)
+{
+	struct stat st;
+	if (lstat(dst, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != nd->size)
+		return 0;
+	int fd = open(dst, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	const struct fastcdc *cdc = repo_get_chunker(x->r);
+	size_t cap = 2 * (size_t)cdc->max, have = 0, next = 0;
+	uint8_t *buf = malloc(cap);
+	int eof = 0, same = buf != NULL;
+	while (same && (!eof || have)) {
+		while (!eof && have < cap) {
+			ssize_t n = read(fd, buf + have, cap - have);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				eof = 1;
+				break;
+			}
+			have += (size_t)n;
+		}
+		size_t off = 0;
+		while (same && off < have) {
+			size_t n = fastcdc_cut(cdc, buf + off, have - off, eof);
+			if (n == 0)
+				break;
+			uint8_t id[32];
+			blob_id(id, repo_get_keys(x->r), BLOB_DATA, buf + off, n);
+			same = next < nd->nblobs && nd->blobs[next].len == n &&
+			       memcmp(nd->blobs[next].id, id, 32) == 0;
+			next++;
+			off += n;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+	free(buf);
+	close(fd);
+	return same && next == nd->nblobs;
+}
+
 static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel,
 			const char *dst, int below);
+
+static const char *mapped(const struct restore_opts *o, const char *rel)
+{
+	for (size_t i = 0; i < o->nmaps; i++)
+		if (!strcmp(o->map_from[i], rel))
+			return o->map_to[i];
+	return NULL;
+}
 
 static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 			const char *dst, int below)
 {
 	int rc = 0;
 	if (nd->type == NODE_DIR) {
+		const char *to = mapped(x->o, rel);
+		struct stat st;
+		if (to) {
+			/* Restored elsewhere, with a link in its place. */
+			char cur[PATH_MAX];
+			ssize_t n = readlink(dst, cur, sizeof(cur) - 1);
+			if (n < 0 || (size_t)n != strlen(to) || strncmp(cur, to, (size_t)n)) {
+				if (x->o->delta && remove_all(dst) != 0)
+					return cairn_err_errno(x->err, errno, "cannot remove %s", dst);
+				if (symlink(to, dst) != 0)
+					return cairn_err_errno(x->err, errno, "cannot create link %s", dst);
+			}
+			dst = to;
+		}
+		if (x->o->delta && lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && remove_all(dst) != 0)
+			return cairn_err_errno(x->err, errno, "cannot remove %s", dst);
 		if (mkdir(dst, 0700) != 0 && errno != EEXIST)
 			return cairn_err_errno(x->err, errno, "cannot create folder %s", dst);
 		rc = restore_tree(x, nd->subtree, rel, dst, below);
@@ -237,8 +339,17 @@ static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 	}
 	if (!below)
 		return 0;
-	if (x->o->overwrite)
-		unlink(dst);
+	if (x->o->delta && nd->type == NODE_FILE && same_content(x, dst, nd)) {
+		set_meta(x, dst, nd);
+		x->st->unchanged++;
+		x->st->files++;
+		return 0;
+	}
+	if (x->o->overwrite || x->o->delta) {
+		struct stat st;
+		if (lstat(dst, &st) == 0 && (S_ISDIR(st.st_mode) ? remove_all(dst) : unlink(dst)) != 0)
+			return cairn_err_errno(x->err, errno, "cannot replace %s", dst);
+	}
 	if (nd->type == NODE_SYMLINK) {
 		if (symlink(nd->target, dst) != 0)
 			return cairn_err_errno(x->err, errno, "cannot create link %s", dst);
@@ -275,6 +386,28 @@ static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 	return 0;
 }
 
+/* Delta: removes what dst holds that tree t does not. */
+static int remove_extra(struct rs *x, const struct tree *t, const char *dst)
+{
+	DIR *d = opendir(dst);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL && !rc) {
+		char child[PATH_MAX];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || tree_find(t, de->d_name))
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", dst, de->d_name);
+		if (remove_all(child) != 0)
+			rc = cairn_err_errno(x->err, errno, "cannot remove %s", child);
+		else
+			x->st->removed++;
+	}
+	closedir(d);
+	return rc;
+}
+
 static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel,
 			const char *dst, int below)
 {
@@ -290,6 +423,8 @@ static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel
 		*x->err = e;
 		return rc;
 	}
+	if (x->o->delta && below)
+		rc = remove_extra(x, &t, dst);
 	for (size_t i = 0; i < t.n && !rc; i++) {
 		const struct node *c = &t.nodes[i];
 		char crel[PATH_MAX], cdst[PATH_MAX];
