@@ -169,6 +169,7 @@ struct rs {
 	struct restore_stats *st;
 	struct cairn_err *err;
 	int is_root;
+	uint64_t matched; /* nodes an --include named */
 };
 
 static void rs_warn(struct rs *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -326,8 +327,16 @@ static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 			}
 			dst = to;
 		}
-		if (x->o->delta && lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && remove_all(dst) != 0)
-			return cairn_err_errno(x->err, errno, "cannot remove %s", dst);
+		/* Never write through a link or over a file: only a real folder
+		 * is reused. */
+		if (lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			if (!x->o->delta && !x->o->overwrite)
+				return cairn_err_set(x->err, CAIRN_EUSAGE,
+						     "%s exists and is not a folder (use --force to replace it)",
+						     dst);
+			if (remove_all(dst) != 0)
+				return cairn_err_errno(x->err, errno, "cannot remove %s", dst);
+		}
 		if (mkdir(dst, 0700) != 0 && errno != EEXIST)
 			return cairn_err_errno(x->err, errno, "cannot create folder %s", dst);
 		rc = restore_tree(x, nd->subtree, rel, dst, below);
@@ -437,6 +446,8 @@ static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel
 		}
 		if (!below && !wanted(x->o, crel, &cbelow))
 			continue;
+		if (!below && cbelow)
+			x->matched++;
 		rc = restore_node(x, c, crel, cdst, cbelow);
 	}
 	tree_free(&t);
@@ -446,14 +457,14 @@ static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel
 int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_opts *o,
 		 struct restore_stats *st, struct cairn_err *err)
 {
-	struct rs x = {r, o, st, err, geteuid() == 0};
+	struct rs x = {r, o, st, err, geteuid() == 0, 0};
 	memset(st, 0, sizeof(*st));
 	if (mkdir(o->target, 0700) != 0 && errno != EEXIST)
 		return cairn_err_errno(err, errno, "cannot create target folder %s", o->target);
 	int below = 0;
 	wanted(o, "", &below);
 	int rc = restore_tree(&x, s->root, "", o->target, below);
-	if (!rc && o->nincludes && st->files == 0 && st->dirs == 0)
+	if (!rc && o->nincludes && !below && x.matched == 0)
 		rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no path of snapshot %.8s matches --include",
 				   s->name);
 	if (!rc && st->damaged)
