@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sodium.h>
@@ -270,6 +271,36 @@ static int read_key_file(const char *path, uint8_t repo_id[32], uint8_t master[3
 	return rc;
 }
 
+/* LMDB trusts its pages: a damaged page inside an intact file can make a
+ * read fault (SIGBUS) in every later run.  The cache is only a cache:
+ * remove its data file so that the next run rebuilds it, and say so. */
+static char damaged_cache_file[4200];
+
+static void on_sigbus(int sig)
+{
+	static const char msg[] =
+		"cairn: error: the local index cache is damaged (reading it faulted): it has been "
+		"removed and will be rebuilt from the repository\nhint: run the command again\n";
+	(void)sig;
+	if (damaged_cache_file[0])
+		unlink(damaged_cache_file);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more can be done in a signal handler */
+	}
+	_exit(EXIT_FAIL);
+}
+
+static void guard_cache(void *arg, const char *dir)
+{
+	struct sigaction sa;
+	(void)arg;
+	snprintf(damaged_cache_file, sizeof(damaged_cache_file), "%s/data.mdb", dir);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 {
 	char *pass = NULL;
@@ -299,6 +330,7 @@ int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 	o.cache_base = c->cache_dir;
 	o.note = cli_note;
 	o.note_arg = c;
+	o.on_cache_dir = guard_cache;
 	rc = repo_open(r, &o, err);
 	cli_pass_free(pass, plen);
 	sodium_memzero(master, sizeof(master));

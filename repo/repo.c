@@ -28,6 +28,7 @@ struct repo {
 	struct cache *cache;
 	struct sealer *sealer;
 	char key_name[65];
+	char cache_dir[4096];
 
 	/* Writing: open packs (data and trees apart), packs written but not
 	 * yet named by an index object, and every blob this process wrote
@@ -413,6 +414,9 @@ int repo_open(struct repo **out, const struct repo_open_opts *o,
 		goto fail;
 	}
 	int rebuilt = 0;
+	snprintf(r->cache_dir, sizeof(r->cache_dir), "%s", dir);
+	if (o->on_cache_dir)
+		o->on_cache_dir(o->note_arg, dir);
 	rc = cache_open(&r->cache, dir, r->cfg.id, &rebuilt, err);
 	if (rc)
 		goto fail;
@@ -453,6 +457,7 @@ struct storage *repo_get_storage(struct repo *r) { return r->st; }
 const struct fastcdc *repo_get_chunker(const struct repo *r) { return &r->cdc; }
 const struct repo_keys *repo_get_keys(const struct repo *r) { return r->keys; }
 const char *repo_key_in_use(const struct repo *r) { return r->key_name; }
+const char *repo_cache_dir(const struct repo *r) { return r->cache_dir; }
 const struct repo_write_stats *repo_get_write_stats(const struct repo *r) { return &r->ws; }
 
 /* ---- index synchronisation ---------------------------------------------- */

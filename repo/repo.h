@@ -68,6 +68,9 @@ struct repo_open_opts {
 	const uint8_t *master_repo_id; /* which must belong to this repository */
 	const char *cache_base; /* NULL: $XDG_CACHE_HOME/cairn or ~/.cache/cairn */
 	int zstd_level;         /* 0: default */
+	/* Called with the cache folder before the cache is opened (the CLI
+	 * guards against LMDB faulting on a damaged file); may be NULL. */
+	void (*on_cache_dir)(void *arg, const char *dir);
 	/* Called with notes worth a -v line (cache rebuilt, ...); may be NULL. */
 	void (*note)(void *arg, const char *msg);
 	void *note_arg;
@@ -86,6 +89,8 @@ const struct repo_config *repo_get_config(const struct repo *r);
 struct storage *repo_get_storage(struct repo *r);
 const struct fastcdc *repo_get_chunker(const struct repo *r);
 const struct repo_keys *repo_get_keys(const struct repo *r);
+/* The folder of this repository's local cache. */
+const char *repo_cache_dir(const struct repo *r);
 /* Name of the key file that opened the repository ("" for a master key). */
 const char *repo_key_in_use(const struct repo *r);
 
