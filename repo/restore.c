@@ -7,6 +7,7 @@
  * Folder modes and times are set after their contents are written.
  */
 #include "repo/fs.h"
+#include "repo/io.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -111,20 +112,6 @@ int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
 	return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes a file node's data to fd.  Returns 0, CAIRN_ECORRUPT or
  * CAIRN_ENOTFOUND for damage (err says which blob and pack), CAIRN_EIO
  * for a write failure. */
@@ -137,7 +124,7 @@ static int write_node_data(struct repo *r, const struct node *nd, int fd,
 		rc = repo_get_blob(r, BLOB_DATA, nd->blobs[i].id, &b, err);
 		if (!rc && b.len != nd->blobs[i].len)
 			rc = cairn_err_set(err, CAIRN_ECORRUPT, "blob length differs from the tree");
-		if (!rc && write_all(fd, b.data, b.len))
+		if (!rc && io_write_all(fd, b.data, b.len))
 			rc = cairn_err_errno(err, errno, "write failed");
 		if (!rc && bytes)
 			*bytes += b.len;

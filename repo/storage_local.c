@@ -36,6 +36,7 @@
  * objects: list skips them and no key can name them.
  */
 #include "repo/storage.h"
+#include "repo/io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -152,25 +153,6 @@ static int dir_make(const struct local *l, const char *dir,
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len < IO_CHUNK ? len : IO_CHUNK);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (w == 0) { /* should not happen for a regular file */
-			errno = EIO;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static int local_put(struct storage *s, const char *key, const void *data,
 		     size_t len, struct cairn_err *err)
 {
@@ -212,7 +194,7 @@ static int local_put(struct storage *s, const char *key, const void *data,
 		goto out;
 	}
 	have_tmp = 1;
-	if (write_all(fd, data, len) != 0) {
+	if (io_write_all(fd, data, len) != 0) {
 		rc = cairn_err_errno(err, errno, "storing object %s in %s: writing %s",
 				     key, where, tmp);
 		goto out;

@@ -1,5 +1,6 @@
 /* wal.c — archived WAL entries; see wal.h. */
 #include "repo/wal.h"
+#include "repo/io.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -253,20 +254,6 @@ out:
 	return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int repo_wal_fetch(struct repo *r, const char *cluster, const char *name, int fd,
 		   struct cairn_err *err)
 {
@@ -289,7 +276,7 @@ int repo_wal_fetch(struct repo *r, const char *cluster, const char *name, int fd
 			break;
 		crypto_generichash_update(&hs, b.data, b.len);
 		total += b.len;
-		if (write_all(fd, b.data, b.len))
+		if (io_write_all(fd, b.data, b.len))
 			rc = cairn_err_errno(err, errno, "cannot write %s", name);
 	}
 	if (!rc) {
