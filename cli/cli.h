@@ -36,6 +36,7 @@ struct cli {
 	const char *cluster;
 	int json, quiet, verbose;
 	int progress; /* stderr is a TTY and not quiet */
+	uint64_t progress_total; /* bytes expected, for an ETA (0: unknown) */
 	/* command options */
 	const char *args[MAX_LIST];
 	size_t nargs;

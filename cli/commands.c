@@ -126,6 +126,7 @@ int cmd_backup(struct cli *c)
 	struct backup_opts o;
 	memset(&o, 0, sizeof(o));
 	o.parent = have_parent ? &parent : NULL;
+	c->progress_total = have_parent ? parent.stats.logical_bytes : 0;
 	o.paths = c->args;
 	o.npaths = c->nargs;
 	o.stdin_name = c->use_stdin ? c->stdin_name : NULL;
@@ -382,6 +383,7 @@ int cmd_restore(struct cli *c)
 		o.includes = c->includes;
 		o.nincludes = c->nincludes;
 		o.overwrite = c->force;
+		c->progress_total = c->nincludes ? 0 : s.stats.logical_bytes;
 		o.warn = cli_warn;
 		o.progress = cli_progress;
 		o.arg = c;

@@ -99,23 +99,32 @@ void cli_progress(void *arg, uint64_t bytes, uint64_t files)
 	struct cli *c = arg;
 	static double start, last;
 	double now = mono();
-	if (!c->progress && !c->verbose)
+	if (c->quiet || (!c->progress && !c->verbose))
 		return;
-	if (start == 0)
-		start = now;
+	if (start == 0) {
+		start = last = now; /* no rate yet: the first line waits */
+		return;
+	}
 	if (now - last < (c->progress ? 0.2 : 5.0))
 		return;
 	last = now;
-	char b[32], rate[32];
+	char b[32], rate[32], eta[48] = "";
+	double bps = now > start ? bytes / (now - start) : 0;
 	fmt_bytes(b, sizeof(b), bytes);
-	fmt_bytes(rate, sizeof(rate), now > start ? (uint64_t)(bytes / (now - start)) : 0);
+	fmt_bytes(rate, sizeof(rate), (uint64_t)bps);
+	/* ETA when the total is known (restore) or expected (a backup with a
+	 * parent of about the same size). */
+	if (c->progress_total > bytes && bps > 0)
+		snprintf(eta, sizeof(eta), ", %.0f%%, ETA %.0f s",
+			 100.0 * (double)bytes / (double)c->progress_total,
+			 (double)(c->progress_total - bytes) / bps);
 	if (c->progress) {
-		fprintf(stderr, "\r\033[K%s, %s/s, %llu files, %.0f s", b, rate,
-			(unsigned long long)files, now - start);
+		fprintf(stderr, "\r\033[K%s, %s/s, %llu files, %.0f s%s", b, rate,
+			(unsigned long long)files, now - start, eta);
 		progress_shown = 1;
 	} else {
-		fprintf(stderr, "cairn: %s, %s/s, %llu files, %.0f s\n", b, rate,
-			(unsigned long long)files, now - start);
+		fprintf(stderr, "cairn: %s, %s/s, %llu files, %.0f s%s\n", b, rate,
+			(unsigned long long)files, now - start, eta);
 	}
 }
 
