@@ -5,11 +5,14 @@
  * a new format version and a change-log entry there.
  *
  * Sealing uses random nonces, so the sealed vectors (blobs, pack, snapshot
- * object, key file) were made once and are frozen here: the test checks
- * that they still open to the expected plaintexts.  The unsealed encodings
- * (keys, ids, gear table, config with its MAC, varints, index payload,
- * tree, snapshot payloads, chunker masks and cut points) are recomputed and
- * compared; the snapshot payloads, extensible records, are also decoded.
+ * object, key file, WAL entry) were made once and are frozen here: the test
+ * checks that they still open to the expected plaintexts.  The unsealed
+ * encodings (keys, ids, gear table, config with its MAC, varints, index
+ * payload, tree, snapshot payloads, host key file, chunker masks and cut
+ * points) are recomputed and compared; the snapshot payloads, extensible
+ * records, are also decoded.  The WAL entry vector is checked against a
+ * real push into a temporary repository made with the vector config and
+ * master key (only pushed_ns, the push's clock, differs).
  */
 #include "chunker/fastcdc.h"
 #include "repo/buf.h"
@@ -17,12 +20,19 @@
 #include "repo/pack.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
+#include "repo/storage.h"
 #include "repo/tree.h"
+#include "repo/wal.h"
 #include "tests/unit/t.h"
 
+#include <fcntl.h>
+#include <ftw.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- the vectors (FORMAT.md, "Test vectors") ---- */
 
@@ -101,6 +111,28 @@
 	"7fabfd0afd10"
 #define V_SNAP_NAME "70575d664865699c37a8f706cd40d7b84bb40afe730176d093c3b8d4e2973a7e"
 #define V_KEYFILE_NAME "7bc047ae62de8fda663aebca9003d5e3ce0e4c1522322e733b99de2b4f4cec0c"
+#define V_HOSTKEY \
+	"434149524e484b31a0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3a4a5a6a7" \
+	"a8a9aaabacadaeaf000102030405060708090a0b0c0d0e0f1011121314151617" \
+	"18191a1b1c1d1e1ff6f359a37fab32ae5b28b90b71a552eafc3abf6116dd7152" \
+	"7f03b1fc48dd78c7"
+/* WAL entry: cluster "main", file 00000001000000000000000A, content
+ * "hello world\n", pushed_ns 1700000200000000000 (bytes 72..79). */
+#define V_WAL_KEY "wal/main/00000001000000000000000a"
+#define V_WAL_HASH "3e2a6469d3a75c05dfcaaee3d0a6fa5c0c84e6f51a8c887d6fed3d4d67294492"
+#define V_WAL_PUSHED_NS 1700000200000000000LL
+#define V_WAL_PUSHED_AT 72
+#define V_WAL_PAYLOAD \
+	"04006d61696e1800303030303030303130303030303030303030303030303041" \
+	"0c000000000000003e2a6469d3a75c05dfcaaee3d0a6fa5c0c84e6f51a8c887d" \
+	"6fed3d4d6729449200d017c72c9d971701c8fc78dfa39661b4ff081ecb8bd932" \
+	"1c989e2f27b0f2a1b83ae751c5e09d52ed0c"
+#define V_WAL_SEALED \
+	"434149524e574c3178c81acd5c316a00d154a88450aca07ffbb2a666dfec2c71" \
+	"3837cdaab80600192ab235719a5e5e908d11d6e96b8e8eff8fd10f99fc5661a9" \
+	"6617ace79f8cf41bb7c299f31975bb23c065638b23369280f3dfa981775816bb" \
+	"651c9b9850fc02cd23bc2d77493d80296f6c9a42bdc91eedcffa7be8422e80c8" \
+	"b9405a3149d58604c3ab5b426ce3a83168c4541119fcde5da4f1a0bf"
 
 /* The chunker vector: defaults, 1 MiB from a 64-bit LCG (byte = top 8 bits). */
 static const size_t V_CUTS[] = {78854, 66826, 86331, 68858, 81856, 91170, 25673, 89231,
@@ -179,19 +211,25 @@ static void test_keys(const struct repo_keys *k)
 
 /* ---- config ---- */
 
+/* The config of the vectors: repo_id a0..af a0..af, default parameters. */
+static void vector_config(struct repo_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = 1;
+	for (int i = 0; i < 32; i++)
+		c->id[i] = (uint8_t)(0xa0 + i % 16);
+	c->chunker.min = 16384;
+	c->chunker.avg = 65536;
+	c->chunker.max = 262144;
+	c->pack_size = 16u << 20;
+}
+
 static void test_config(const struct repo_keys *k)
 {
 	struct repo_config c, d;
 	struct buf b = BUF_INIT, f = BUF_INIT;
 	struct cairn_err err;
-	memset(&c, 0, sizeof(c));
-	c.version = 1;
-	for (int i = 0; i < 32; i++)
-		c.id[i] = (uint8_t)(0xa0 + i % 16);
-	c.chunker.min = 16384;
-	c.chunker.avg = 65536;
-	c.chunker.max = 262144;
-	c.pack_size = 16u << 20;
+	vector_config(&c);
 	CHECK_RC(config_encode(&c, k, &b), 0);
 	CHECK(b.len == 96 && hex_is(b.data, b.len, V_CONFIG));
 	CHECK_RC(config_decode(b.data, b.len, &d, &err), 0);
@@ -642,6 +680,347 @@ static void test_keyfile(void)
 	free(kf);
 }
 
+/* ---- a host key file ---- */
+
+static void test_hostkey(const uint8_t master[32])
+{
+	struct repo_config c;
+	struct cairn_err err;
+	uint8_t out[HOSTKEY_LEN], id[32], m[32];
+	vector_config(&c);
+	hostkey_encode(out, c.id, master);
+	CHECK(hex_is(out, sizeof(out), V_HOSTKEY));
+	/* check = unkeyed BLAKE2b-256 of the 72 bytes before it */
+	uint8_t h[32];
+	plain_hash(h, out, 72);
+	CHECK(memcmp(h, out + 72, 32) == 0);
+	CHECK_RC(hostkey_decode(out, sizeof(out), id, m, &err), 0);
+	CHECK(memcmp(id, c.id, 32) == 0 && memcmp(m, master, 32) == 0);
+	CHECK_RC(hostkey_decode(out, sizeof(out) - 1, id, m, &err), CAIRN_ECORRUPT);
+	out[50] ^= 1; /* a master key byte */
+	CHECK_RC(hostkey_decode(out, sizeof(out), id, m, &err), CAIRN_ECORRUPT);
+	out[50] ^= 1;
+	out[7] = '2';
+	CHECK_RC(hostkey_decode(out, sizeof(out), id, m, &err), CAIRN_ECORRUPT);
+}
+
+/* ---- WAL entries ---- */
+
+/* The chunker vector's input: bytes from a 64-bit LCG (top 8 bits). */
+static void lcg_fill(uint8_t *p, size_t n)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(x >> 56);
+	}
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A file holding p[0..n), opened for reading from its start. */
+static int content_fd(const char *dir, const void *p, size_t n)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/content", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, p, n) != (ssize_t)n || lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
+	unlink(path);
+	return fd;
+}
+
+/* Pushes p[0..n) as cluster/name; returns the rc, sets *already. */
+static int push(struct repo *r, const char *dir, const char *cluster, const char *name,
+		const void *p, size_t n, int *already)
+{
+	struct cairn_err err;
+	int fd = content_fd(dir, p, n);
+	if (fd < 0)
+		return -1;
+	int rc = repo_wal_push(r, cluster, name, fd, already, &err);
+	if (rc && rc != CAIRN_EEXIST)
+		fprintf(stderr, "  push: %s\n", err.msg);
+	close(fd);
+	return rc;
+}
+
+/* Fetches cluster/name into memory (out is reset). */
+static int fetch(struct repo *r, const char *dir, const char *cluster, const char *name,
+		 struct buf *out)
+{
+	struct cairn_err err;
+	char path[300];
+	snprintf(path, sizeof(path), "%s/fetched", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	int rc = repo_wal_fetch(r, cluster, name, fd, &err);
+	off_t size = lseek(fd, 0, SEEK_END);
+	buf_reset(out);
+	if (!rc && (size < 0 || buf_reserve(out, (size_t)size + 1) ||
+		    pread(fd, out->data, (size_t)size, 0) != size))
+		rc = -1;
+	if (!rc)
+		out->len = (size_t)size;
+	close(fd);
+	return rc;
+}
+
+/* The whole-content hash, from the rule: keyed BLAKE2b-256 (id_key) over
+ * 0x57 then the content. */
+static void wal_hash(uint8_t out[32], const struct repo_keys *k, const void *p, size_t n)
+{
+	crypto_generichash_state hs;
+	const uint8_t w = 0x57;
+	crypto_generichash_init(&hs, k->id_key, 32, 32);
+	crypto_generichash_update(&hs, &w, 1);
+	crypto_generichash_update(&hs, p, n);
+	crypto_generichash_final(&hs, out, 32);
+}
+
+/* Decodes an entry payload by the documented layout. */
+struct dec_entry {
+	char cluster[65], name[65];
+	uint64_t size;
+	uint8_t hash[32];
+	int64_t pushed_ns;
+	uint64_t nblobs;
+	uint8_t ids[20][32];
+	uint64_t lens[20];
+};
+
+static int dec_payload(const uint8_t *p, size_t n, struct dec_entry *d)
+{
+	struct rd r = rd_make(p, n);
+	memset(d, 0, sizeof(*d));
+	uint16_t cl = rd_u16(&r);
+	const uint8_t *c = rd_bytes(&r, cl);
+	if (r.bad || cl > 64)
+		return -1;
+	memcpy(d->cluster, c, cl);
+	uint16_t nl = rd_u16(&r);
+	const uint8_t *nm = rd_bytes(&r, nl);
+	if (r.bad || nl > 64)
+		return -1;
+	memcpy(d->name, nm, nl);
+	d->size = rd_u64(&r);
+	rd_copy(&r, d->hash, 32);
+	d->pushed_ns = (int64_t)rd_u64(&r);
+	d->nblobs = rd_uvar(&r);
+	if (r.bad || d->nblobs > 20)
+		return -1;
+	for (uint64_t i = 0; i < d->nblobs; i++) {
+		rd_copy(&r, d->ids[i], 32);
+		d->lens[i] = rd_uvar(&r);
+	}
+	return r.bad || rd_left(&r) ? -1 : 0;
+}
+
+struct listed {
+	int n, found;
+};
+
+static int on_listed(void *arg, const char *name, uint64_t size)
+{
+	struct listed *l = arg;
+	(void)size;
+	l->n++;
+	l->found |= strcmp(name, "00000001000000000000000A") == 0;
+	return 0;
+}
+
+static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct sealer *s)
+{
+	char dir[] = "/tmp/cairn-vectors-XXXXXX";
+	char url[300], cache[300];
+	struct cairn_err err;
+	struct repo_config c;
+	struct storage *st = NULL;
+	struct repo *r = NULL;
+	struct buf b = BUF_INIT, raw = BUF_INIT, plain = BUF_INIT, got = BUF_INIT;
+	struct dec_entry d;
+	int already = -1;
+	size_t n;
+
+	/* Cluster names. */
+	CHECK(wal_cluster_name_ok("main") == 0 && wal_cluster_name_ok("16_main-2.x") == 0);
+	CHECK(wal_cluster_name_ok("") != 0 && wal_cluster_name_ok(".main") != 0 &&
+	      wal_cluster_name_ok("Main") != 0 && wal_cluster_name_ok("a/b") != 0);
+	char long_name[66];
+	memset(long_name, 'a', 65);
+	long_name[65] = '\0';
+	CHECK(wal_cluster_name_ok(long_name) != 0);
+	long_name[64] = '\0';
+	CHECK(wal_cluster_name_ok(long_name) == 0);
+
+	/* A repository with the vector config and master key: its config, no
+	 * key file, opened with the master key (as a host key file does). */
+	int made = mkdtemp(dir) != NULL;
+	CHECK(made);
+	if (!made)
+		return;
+	snprintf(url, sizeof(url), "%s/repo", dir);
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	vector_config(&c);
+	CHECK_RC(storage_open(&st, url, 1, &err), 0);
+	CHECK_RC(config_encode(&c, k, &b), 0);
+	CHECK(st && storage_put(st, "config", b.data, b.len, &err) == 0);
+	storage_close(st);
+	struct repo_open_opts oo;
+	memset(&oo, 0, sizeof(oo));
+	oo.url = url;
+	oo.cache_base = cache;
+	oo.master = master;
+	uint8_t other_id[32];
+	memcpy(other_id, c.id, 32);
+	other_id[0] ^= 1;
+	oo.master_repo_id = other_id; /* a host key of another repository */
+	CHECK_RC(repo_open(&r, &oo, &err), CAIRN_EPASS);
+	oo.master_repo_id = c.id;
+	CHECK_RC(repo_open(&r, &oo, &err), 0);
+	if (!r)
+		goto out;
+	st = repo_get_storage(r);
+
+	/* The real push of the vector's content. */
+	int64_t t0 = now_ns();
+	CHECK_RC(push(r, dir, "main", "00000001000000000000000A", HELLO, 12, &already), 0);
+	int64_t t1 = now_ns();
+	CHECK(already == 0);
+	CHECK_RC(storage_get(st, V_WAL_KEY, 0, STORAGE_WHOLE, &raw, &err), 0);
+	CHECK(raw.len > 8 && memcmp(raw.data, "CAIRNWL1", 8) == 0);
+	CHECK_RC(obj_open(s, k, "CAIRNWL1", NULL, raw.data, raw.len, &plain, "entry", &err), 0);
+	CHECK(dec_payload(plain.data, plain.len, &d) == 0);
+	uint8_t h[32];
+	wal_hash(h, k, HELLO, 12);
+	CHECK(hex_is(h, 32, V_WAL_HASH));
+	CHECK(!strcmp(d.cluster, "main") && !strcmp(d.name, "00000001000000000000000A") &&
+	      d.size == 12 && memcmp(d.hash, h, 32) == 0 && d.pushed_ns >= t0 &&
+	      d.pushed_ns <= t1 && d.nblobs == 1 && hex_is(d.ids[0], 32, V_HELLO_ID) &&
+	      d.lens[0] == 12);
+	/* Byte for byte the vector, but for the push's clock. */
+	uint8_t *v = unhex(V_WAL_PAYLOAD, &n);
+	CHECK(n == 114 && le_get64(v + V_WAL_PUSHED_AT) == (uint64_t)V_WAL_PUSHED_NS);
+	le_put64(v + V_WAL_PUSHED_AT, (uint64_t)d.pushed_ns);
+	CHECK(plain.len == n && memcmp(plain.data, v, n) == 0);
+	free(v);
+	/* The magic is associated data. */
+	CHECK_RC(obj_open(s, k, "CAIRNSN1", NULL, raw.data, raw.len, &plain, "x", &err),
+		 CAIRN_ECORRUPT);
+	{
+		struct listed l = {0, 0};
+		CHECK_RC(repo_wal_list(r, "main", on_listed, &l, &err), 0);
+		CHECK(l.n == 1 && l.found);
+	}
+
+	/* Never overwritten: the same content succeeds, other content fails. */
+	CHECK_RC(push(r, dir, "main", "00000001000000000000000A", HELLO, 12, &already), 0);
+	CHECK(already == 1);
+	CHECK_RC(push(r, dir, "main", "00000001000000000000000a", HELLO, 12, &already), 0);
+	CHECK(already == 1);
+	CHECK_RC(push(r, dir, "main", "00000001000000000000000A", "hello world!", 12, &already),
+		 CAIRN_EEXIST);
+	CHECK_RC(storage_get(st, V_WAL_KEY, 0, STORAGE_WHOLE, &b, &err), 0);
+	CHECK(b.len == raw.len && memcmp(b.data, raw.data, b.len) == 0);
+	CHECK_RC(fetch(r, dir, "main", "00000001000000000000000A", &got), 0);
+	CHECK(got.len == 12 && memcmp(got.data, HELLO, 12) == 0);
+
+	/* The frozen sealed entry opens to the vector payload, and is read as
+	 * the entry at its key (its blob is indexed by the push above). */
+	uint8_t *sealed = unhex(V_WAL_SEALED, &n);
+	CHECK(n == 156);
+	CHECK_RC(obj_open(s, k, "CAIRNWL1", NULL, sealed, n, &plain, "entry", &err), 0);
+	CHECK(hex_is(plain.data, plain.len, V_WAL_PAYLOAD));
+	CHECK_RC(storage_del(st, V_WAL_KEY, &err), 0);
+	CHECK_RC(storage_put(st, V_WAL_KEY, sealed, n, &err), 0);
+	struct wal_entry e;
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000A", &e, &err), 0);
+	CHECK(e.pushed_ns == V_WAL_PUSHED_NS && e.size == 12 && e.nblobs == 1 &&
+	      hex_is(e.hash, 32, V_WAL_HASH));
+	wal_entry_free(&e);
+	CHECK_RC(fetch(r, dir, "main", "00000001000000000000000A", &got), 0);
+	CHECK(got.len == 12 && memcmp(got.data, HELLO, 12) == 0);
+	/* Moved to another key (file name or cluster), it is refused. */
+	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000b", sealed, n, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000B", &e, &err), CAIRN_ECORRUPT);
+	CHECK_RC(storage_put(st, "wal/other/00000001000000000000000a", sealed, n, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "other", "00000001000000000000000A", &e, &err), CAIRN_ECORRUPT);
+	free(sealed);
+
+	/* An entry whose whole hash does not match its blobs: archive-get
+	 * refuses it after reading every blob; sizes that do not add up make
+	 * the entry malformed. */
+	v = unhex(V_WAL_PAYLOAD, &n);
+	char oname[65];
+	v[31] = 'C'; /* file name ...0C */
+	v[45] ^= 1;  /* a hash byte */
+	CHECK_RC(obj_seal(s, k, "CAIRNWL1", v, n, &b, oname, &err), 0);
+	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000c", b.data, b.len, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000C", &e, &err), 0);
+	wal_entry_free(&e);
+	CHECK_RC(fetch(r, dir, "main", "00000001000000000000000C", &got), CAIRN_ECORRUPT);
+	v[31] = 'D';
+	v[45] ^= 1;
+	v[32] = 13; /* size 13, blobs 12 */
+	CHECK_RC(obj_seal(s, k, "CAIRNWL1", v, n, &b, oname, &err), 0);
+	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000d", b.data, b.len, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000D", &e, &err), CAIRN_ECORRUPT);
+	free(v);
+
+	/* Several blobs: the chunker vector's 1 MiB, in content order. */
+	size_t len = 1u << 20;
+	uint8_t *data = malloc(len);
+	CHECK(data != NULL);
+	if (data) {
+		lcg_fill(data, len);
+		CHECK_RC(push(r, dir, "main", "000000010000000000000001", data, len, &already), 0);
+		CHECK_RC(storage_get(st, "wal/main/000000010000000000000001", 0, STORAGE_WHOLE, &raw,
+				     &err), 0);
+		CHECK_RC(obj_open(s, k, "CAIRNWL1", NULL, raw.data, raw.len, &plain, "e", &err), 0);
+		CHECK(dec_payload(plain.data, plain.len, &d) == 0);
+		wal_hash(h, k, data, len);
+		CHECK(d.size == len && memcmp(d.hash, h, 32) == 0 &&
+		      d.nblobs == sizeof(V_CUTS) / sizeof(V_CUTS[0]));
+		size_t off = 0;
+		for (uint64_t i = 0; i < d.nblobs && i < 20; i++) {
+			uint8_t id[32];
+			blob_id(id, k, BLOB_DATA, data + off, V_CUTS[i]);
+			CHECK(d.lens[i] == V_CUTS[i] && memcmp(d.ids[i], id, 32) == 0);
+			off += V_CUTS[i];
+		}
+		CHECK_RC(fetch(r, dir, "main", "000000010000000000000001", &got), 0);
+		CHECK(got.len == len && memcmp(got.data, data, len) == 0);
+		free(data);
+	}
+
+out:
+	repo_close(r);
+	buf_free(&b);
+	buf_free(&raw);
+	buf_free(&plain);
+	buf_free(&got);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* ---- the chunker ---- */
 
 static void test_chunker(const struct repo_keys *k)
@@ -650,16 +1029,12 @@ static void test_chunker(const struct repo_keys *k)
 	struct fastcdc_params p = {16384, 65536, 262144};
 	const size_t len = 1u << 20;
 	uint8_t *data = malloc(len);
-	uint64_t x = 0;
 	CHECK(data != NULL);
 	if (!data)
 		return;
 	CHECK(fastcdc_init(&c, &p, k->gear) == 0);
 	CHECK(c.mask_s == V_MASK_S && c.mask_l == V_MASK_L);
-	for (size_t i = 0; i < len; i++) {
-		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		data[i] = (uint8_t)(x >> 56);
-	}
+	lcg_fill(data, len);
 	size_t off = 0, i = 0, ncuts = sizeof(V_CUTS) / sizeof(V_CUTS[0]);
 	while (off < len) {
 		size_t cut = fastcdc_cut(&c, data + off, len - off, 1);
@@ -694,6 +1069,8 @@ int main(void)
 	test_tree(k, tid);
 	test_snapshot(k, s, tid);
 	test_keyfile();
+	test_hostkey(master);
+	test_wal(master, k, s);
 	test_chunker(k);
 	sealer_free(s);
 	keys_free(k);
