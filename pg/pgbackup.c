@@ -240,10 +240,19 @@ static int filter(void *arg, const char *rel, const struct stat *st)
 		if (in_list(skip_files, rel))
 			return BK_SKIP;
 	}
-	if (!strcmp(base, "pg_internal.init"))
+	/* pg_internal.init and its temporary copies pg_internal.init.<pid> */
+	if (!strncmp(base, "pg_internal.init", 16))
 		return BK_SKIP;
-	if (!strcmp(rel, "pg_wal/archive_status"))
-		return BK_EMPTY;
+	/* Temporary relations: t<backend>_<relfilenode>[_fork][.seg] */
+	if (S_ISREG(st->st_mode) && base[0] == 't' && isdigit((unsigned char)base[1])) {
+		const char *q = base + 1;
+		while (isdigit((unsigned char)*q))
+			q++;
+		uint32_t sn;
+		int ii;
+		if (*q == '_' && relation_file(q + 1, &sn, &ii))
+			return BK_SKIP;
+	}
 	/* Tablespaces: the link in pg_tblspc is followed, its target stored. */
 	if (!strncmp(rel, "pg_tblspc/", 10) && !strchr(rel + 10, '/') && S_ISLNK(st->st_mode))
 		return BK_FOLLOW;
@@ -625,6 +634,12 @@ int pg_backup_run(struct repo *r, const struct pg_backup_opts *o, struct snapsho
 	bo.warn = o->warn;
 	bo.progress = o->progress;
 	bo.arg = o->arg;
+	/* pg_control last, as PostgreSQL's own base backup does: a backup of a
+	 * standby is consistent from the minimum recovery point recorded in
+	 * the pg_control it copied, which must be newer than every file. */
+	static const char *const last[] = {"global", "global/pg_control"};
+	bo.last = last;
+	bo.nlast = 2;
 	bo.filter = filter;
 	bo.on_data = on_data;
 	bo.dir_done = dir_done;

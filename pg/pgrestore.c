@@ -266,9 +266,28 @@ static int segment_name(const struct history *h, const struct names *names, uint
 
 /* ---- planning ---------------------------------------------------------------- */
 
+/* With --target-timeline N: the history of N, to tell which snapshots lie
+ * on it.  0 and h->tli == 0 when no timeline was asked for. */
+static int wanted_timeline(struct repo *r, const char *cluster, const char *want,
+			   struct history *h, struct cairn_err *err)
+{
+	memset(h, 0, sizeof(*h));
+	if (!want || !strcmp(want, "latest") || !strcmp(want, "current"))
+		return 0;
+	char *end;
+	unsigned long v = strtoul(want, &end, 10);
+	if (*end || v == 0 || v > UINT32_MAX)
+		return cairn_err_set(err, CAIRN_EUSAGE, "--target-timeline takes latest, current or a number");
+	return load_history(r, cluster, (uint32_t)v, h, err);
+}
+
 static int pick_snapshot(struct repo *r, const struct pg_restore_opts *o, const char *cluster,
 			 int64_t t_ns, uint64_t t_lsn, struct snapshot *out, struct cairn_err *err)
 {
+	struct history th;
+	int hrc = wanted_timeline(r, cluster, o->timeline, &th, err);
+	if (hrc)
+		return hrc;
 	struct snapshot *all = NULL;
 	size_t n = 0;
 	int rc = repo_snapshots_load(r, &all, &n, NULL, NULL, err);
@@ -286,12 +305,17 @@ static int pick_snapshot(struct repo *r, const struct pg_restore_opts *o, const 
 		if ((o->kind == PGT_TIME && s->end_time_ns > t_ns) ||
 		    (o->kind == PGT_LSN && s->stop_lsn > t_lsn))
 			continue;
+		/* On the asked timeline's history at its start? */
+		if (th.tli && s->timeline != th.tli &&
+		    pg_history_tli_for_lsn(th.e, th.n, th.tli, s->start_lsn) != s->timeline)
+			continue;
 		*out = *s;
 		memset(s, 0, sizeof(*s));
 		found = 1;
 		break;
 	}
 	repo_snapshots_free(all, n);
+	history_free(&th);
 	if (found)
 		return 0;
 	if (!any)
@@ -368,16 +392,20 @@ static int write_recovery(const struct pg_restore_opts *o, const struct snapshot
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
 	snprintf(tmp, sizeof(tmp), "%s/postgresql.auto.conf.cairn-tmp", o->target_dir);
 	FILE *in = fopen(path, "re");
-	FILE *out = fopen(tmp, "we");
+	int ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *out = ofd >= 0 ? fdopen(ofd, "w") : NULL;
 	if (!out) {
+		if (ofd >= 0)
+			close(ofd);
 		if (in)
 			fclose(in);
 		return cairn_err_errno(err, errno, "cannot write %s", tmp);
 	}
 	if (in) {
 		/* Settings of an earlier recovery would clash with ours. */
-		char line[8192];
-		while (fgets(line, sizeof(line), in)) {
+		char *line = NULL;
+		size_t cap = 0;
+		while (getline(&line, &cap, in) > 0) {
 			const char *p = line;
 			while (*p == ' ' || *p == '\t')
 				p++;
@@ -385,6 +413,7 @@ static int write_recovery(const struct pg_restore_opts *o, const struct snapshot
 				continue;
 			fputs(line, out);
 		}
+		free(line);
 		fclose(in);
 	}
 	time_t now = time(NULL);
@@ -422,6 +451,12 @@ static int write_recovery(const struct pg_restore_opts *o, const struct snapshot
 		return cairn_err_errno(err, errno, "cannot create %s", path);
 	fsync(fd);
 	close(fd);
+	/* Both names durable before PostgreSQL is started on the folder. */
+	int dfd = open(o->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 	if (geteuid() == 0) {
 		snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
 		if (chown(path, uid, gid) != 0)

@@ -181,6 +181,28 @@ static int join(char *out, size_t n, const char *dir, const char *name)
 	return snprintf(out, n, "%s/%s", strcmp(dir, "/") ? dir : "", name) >= (int)n ? -1 : 0;
 }
 
+/* Moves the entries named in o->last to the end, in that order (the tree
+ * is sorted when encoded, so only the reading order changes). */
+static void move_last(struct bk *b, const char *rel, char **names, size_t n)
+{
+	for (size_t k = 0; k < b->o->nlast; k++) {
+		const char *want = b->o->last[k];
+		size_t rl = strlen(rel);
+		if (rl && (strncmp(want, rel, rl) || want[rl] != '/'))
+			continue;
+		const char *base = want + (rl ? rl + 1 : 0);
+		if (strchr(base, '/'))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(names[i], base)) {
+				char *m = names[i];
+				memmove(names + i, names + i + 1, (n - i - 1) * sizeof(*names));
+				names[n - 1] = m;
+				break;
+			}
+	}
+}
+
 /* Stores folder `path` into nd->subtree.  `ptree`: the parent snapshot's
  * tree of the same folder, or NULL.  `empty`: store no entries. */
 static int save_dir(struct bk *b, const char *path, const char *rel, const uint8_t *ptree,
@@ -220,6 +242,7 @@ static int save_dir(struct bk *b, const char *path, const char *rel, const uint8
 	}
 	if (n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
+	move_last(b, rel, names, n);
 	for (size_t i = 0; i < n; i++) {
 		char child[PATH_MAX], crel[PATH_MAX];
 		struct node c;
@@ -282,7 +305,8 @@ static int save_path(struct bk *b, const char *path, const char *rel, const char
 		*skip = 1;
 		return 0;
 	}
-	if (verdict == BK_FOLLOW && S_ISLNK(st.st_mode) && stat(path, &st) != 0) {
+	if ((verdict == BK_FOLLOW || verdict == BK_EMPTY) && S_ISLNK(st.st_mode) &&
+	    stat(path, &st) != 0) {
 		bk_warn(b, path, "cannot follow %s: %s (not in the snapshot)", path, strerror(errno));
 		*skip = 1;
 		return 0;

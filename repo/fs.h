@@ -26,7 +26,7 @@ typedef void (*fs_progress_fn)(void *arg, uint64_t bytes, uint64_t files);
 enum backup_filter {
 	BK_KEEP = 0,   /* store it */
 	BK_SKIP = 1,   /* leave it out */
-	BK_EMPTY = 2,  /* a folder: store it without its contents */
+	BK_EMPTY = 2,  /* a folder (or a link to one): store an empty folder */
 	BK_FOLLOW = 3, /* a symlink to a folder: store the folder it points to */
 };
 
@@ -51,6 +51,10 @@ struct backup_opts {
 	/* Hooks (may be NULL), all given hook_arg.  `rel` is the entry's path
 	 * in the snapshot without a leading '/' ("" for the root). */
 	int (*filter)(void *hook_arg, const char *rel, const struct stat *st);
+	/* Entries (rel paths) read after their siblings, in this order: e.g.
+	 * PostgreSQL's global/pg_control, which must be copied last. */
+	const char *const *last;
+	size_t nlast;
 	/* Every byte read from a regular file, in order; a non-zero return is
 	 * a fatal error (err filled). */
 	int (*on_data)(void *hook_arg, const char *rel, uint64_t off,

@@ -16,7 +16,7 @@
 int wal_cluster_name_ok(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > CLUSTER_NAME_MAX || name[0] == '.')
+	if (n == 0 || n > CLUSTER_NAME_MAX || name[0] == '.' || strstr(name, ".."))
 		return -1;
 	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == n ? 0 : -1;
 }
@@ -26,7 +26,7 @@ int wal_cluster_name_ok(const char *name)
 static int wal_name_ok(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > WAL_NAME_MAX || name[0] == '.')
+	if (n == 0 || n > WAL_NAME_MAX || name[0] == '.' || strstr(name, ".."))
 		return -1;
 	return strspn(name, "0123456789ABCDEFabcdefghijklmnopqrstuvwxyz.") == n ? 0 : -1;
 }

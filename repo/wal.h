@@ -39,7 +39,7 @@ struct wal_entry {
 };
 
 /* 0 if `name` is a valid cluster name: 1 to 64 of [a-z0-9_.-], not
- * starting with '.'. */
+ * starting with '.' and without "..". */
 int wal_cluster_name_ok(const char *name);
 
 /* Archives the content of fd (read to the end) as `name`.  *already is set
