@@ -58,6 +58,7 @@ struct cli {
 	const char *ts_from[MAX_LIST], *ts_to[MAX_LIST];
 	size_t nts;
 	int delta;
+	int remote;
 	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int ignore_checksum_errors;

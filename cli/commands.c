@@ -99,9 +99,13 @@ int cmd_backup(struct cli *c)
 	struct repo *r = NULL;
 	struct snapshot s;
 	memset(&s, 0, sizeof(s));
-	if (c->pgdata && (c->use_stdin || c->nargs))
-		return cli_usage("give either --pgdata or paths or --stdin");
-	if (c->pgdata)
+	if ((c->pgdata || c->remote) && (c->use_stdin || c->nargs))
+		return cli_usage("give either --pgdata, --remote, paths or --stdin");
+	if (c->pgdata && c->remote)
+		return cli_usage("--remote reads over the network: leave out --pgdata");
+	if (c->remote && !c->pg_conn)
+		return cli_usage("--remote needs --pg-conn CONNINFO");
+	if (c->pgdata || c->remote)
 		return cmd_backup_pg(c);
 	if (c->use_stdin && !c->stdin_name)
 		return cli_usage("--stdin needs --stdin-name NAME");
@@ -537,7 +541,13 @@ int cmd_key(struct cli *c)
 		char *pass = NULL, name[65];
 		size_t plen = 0;
 		struct kdf_params kdf = {CAIRN_KDF_OPS, CAIRN_KDF_MEM};
-		rc = cli_get_pass(c, c->new_password_file, 1, 1, "New passphrase: ", &pass, &plen, &err);
+		if (!strcmp(sub, "passwd") && !repo_key_in_use(r)[0])
+			rc = cairn_err_set(&err, CAIRN_EUSAGE,
+					   "key passwd changes the passphrase in use: open the repository "
+					   "with that passphrase, not a host key file");
+		if (!rc)
+			rc = cli_get_pass(c, c->new_password_file, 1, 1, "New passphrase: ", &pass,
+					  &plen, &err);
 		rc = rc ? rc : repo_key_add(r, pass, plen, &kdf, c->host, NULL, name, &err);
 		cli_pass_free(pass, plen);
 		if (!rc && !strcmp(sub, "passwd")) {

@@ -23,8 +23,10 @@ static const char help_text[] =
 	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable] [--full-read]\n"
 	"  backup --stdin --stdin-name NAME [--tag T]\n"
 	"  backup --pgdata DIR [--pg-conn CONNINFO] [--cluster NAME] [--tag T]\n"
+	"  backup --remote --pg-conn CONNINFO [--cluster NAME] [--tag T]\n"
 	"         [--full-read] [--ignore-checksum-errors] [--archive-timeout SECONDS]\n"
-	"                                base backup of a running PostgreSQL cluster\n"
+	"                                base backup of a running PostgreSQL cluster (--remote:\n"
+	"                                over the replication protocol, no file access needed)\n"
 	"                                store paths (or standard input) as a new snapshot;\n"
 	"                                files unchanged since the last snapshot of the same\n"
 	"                                paths and host are not read again (--full-read: read all)\n"
@@ -90,7 +92,7 @@ enum {
 	O_READ_DATA, O_NEW_PWFILE, O_IGNORE_UNREADABLE, O_FULL_READ,
 	O_KEY_FILE, O_CONFIG, O_CLUSTER, O_PGDATA, O_PG_CONN, O_IGNORE_CHECKSUMS,
 	O_T_TIME, O_T_LSN, O_T_XID, O_T_NAME, O_T_IMMEDIATE, O_T_ACTION, O_T_TIMELINE,
-	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT,
+	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT, O_REMOTE,
 };
 
 static const struct opt opts[] = {
@@ -129,6 +131,7 @@ static const struct opt opts[] = {
 	{"tablespace-map", 0, VALUE, O_TS_MAP},
 	{"delta", 0, FLAG, O_DELTA},
 	{"archive-timeout", 0, VALUE, O_ARCHIVE_TIMEOUT},
+	{"remote", 0, FLAG, O_REMOTE},
 };
 
 /* Which command-specific options each command accepts. */
@@ -140,7 +143,7 @@ static int allowed(const char *cmd, int id)
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
 		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ || id == O_PGDATA ||
 		       id == O_PG_CONN || id == O_CLUSTER || id == O_IGNORE_CHECKSUMS ||
-		       id == O_ARCHIVE_TIMEOUT;
+		       id == O_ARCHIVE_TIMEOUT || id == O_REMOTE;
 	if (!strcmp(cmd, "info"))
 		return id == O_CLUSTER;
 	if (!strcmp(cmd, "archive-push") || !strcmp(cmd, "archive-get"))
@@ -213,6 +216,7 @@ static int set_opt(struct cli *c, int id, const char *v)
 		break;
 	}
 	case O_DELTA: c->delta = 1; break;
+	case O_REMOTE: c->remote = 1; break;
 	case O_ARCHIVE_TIMEOUT: {
 		char *end;
 		unsigned long t = strtoul(v, &end, 10);

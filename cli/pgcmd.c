@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "pg/pgbackup.h"
 #include "pg/pgrestore.h"
+#include "pg/remote.h"
 #include "repo/wal.h"
 
 #include <errno.h>
@@ -135,7 +136,9 @@ int cmd_backup_pg(struct cli *c)
 	o.warn = cli_warn;
 	o.progress = cli_progress;
 	o.arg = c;
-	rc = pg_backup_run(r, &o, &s, &res, &err);
+	o.archive_timeout = c->archive_timeout;
+	rc = c->remote ? pg_remote_backup_run(r, &o, &s, &res, &err)
+		       : pg_backup_run(r, &o, &s, &res, &err);
 	cli_progress_done(c);
 	if (rc == 0 || rc == CAIRN_EPARTIAL) {
 		char tot[32], rd[32], nw[32], st[32], start[32], stop[32];
