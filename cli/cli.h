@@ -34,6 +34,7 @@ struct cli {
 	const char *key_file;
 	const char *config;
 	const char *cluster;
+	struct storage_opts storage; /* --s3-*, --limit-* */
 	int json, quiet, verbose;
 	int progress; /* stderr is a TTY and not quiet */
 	uint64_t progress_total; /* bytes expected, for an ETA (0: unknown) */

@@ -26,6 +26,7 @@ int cmd_init(struct cli *c)
 	struct repo_init_opts o;
 	memset(&o, 0, sizeof(o));
 	o.url = c->repo;
+	o.storage = &c->storage;
 	o.pass = pass;
 	o.pass_len = plen;
 	o.kdf.opslimit = CAIRN_KDF_OPS;

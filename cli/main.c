@@ -68,6 +68,14 @@ static const char help_text[] =
 	"  --config F                    read settings from F: lines 'key = value' with keys\n"
 	"                                repo, key-file, password-file, password-command,\n"
 	"                                cache-dir, cluster, pgdata, pg-conn (env CAIRN_CONFIG)\n"
+	"  --s3-endpoint URL             for s3://BUCKET/PREFIX repositories (env CAIRN_S3_ENDPOINT);\n"
+	"                                credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+	"                                AWS_SESSION_TOKEN\n"
+	"  --s3-region R                 default us-east-1\n"
+	"  --s3-uri-style path|host      path (default) or virtual-host style\n"
+	"  --s3-ca-file F                trust a private CA (TLS is always verified)\n"
+	"  --limit-upload KIB, --limit-download KIB\n"
+	"                                bandwidth caps in KiB/s\n"
 	"  --cache-dir DIR               local index cache (env CAIRN_CACHE_DIR;\n"
 	"                                default $XDG_CACHE_HOME/cairn or ~/.cache/cairn)\n"
 	"  --json                        machine-readable output\n"
@@ -93,6 +101,7 @@ enum {
 	O_KEY_FILE, O_CONFIG, O_CLUSTER, O_PGDATA, O_PG_CONN, O_IGNORE_CHECKSUMS,
 	O_T_TIME, O_T_LSN, O_T_XID, O_T_NAME, O_T_IMMEDIATE, O_T_ACTION, O_T_TIMELINE,
 	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT, O_REMOTE,
+	O_S3_ENDPOINT, O_S3_REGION, O_S3_URI_STYLE, O_S3_CA_FILE, O_LIMIT_UP, O_LIMIT_DOWN,
 };
 
 static const struct opt opts[] = {
@@ -132,12 +141,19 @@ static const struct opt opts[] = {
 	{"delta", 0, FLAG, O_DELTA},
 	{"archive-timeout", 0, VALUE, O_ARCHIVE_TIMEOUT},
 	{"remote", 0, FLAG, O_REMOTE},
+	{"s3-endpoint", 0, VALUE, O_S3_ENDPOINT},
+	{"s3-region", 0, VALUE, O_S3_REGION},
+	{"s3-uri-style", 0, VALUE, O_S3_URI_STYLE},
+	{"s3-ca-file", 0, VALUE, O_S3_CA_FILE},
+	{"limit-upload", 0, VALUE, O_LIMIT_UP},
+	{"limit-download", 0, VALUE, O_LIMIT_DOWN},
 };
 
 /* Which command-specific options each command accepts. */
 static int allowed(const char *cmd, int id)
 {
-	if (id <= O_HELP || id == O_KEY_FILE || id == O_CONFIG)
+	if (id <= O_HELP || id == O_KEY_FILE || id == O_CONFIG ||
+	    (id >= O_S3_ENDPOINT && id <= O_LIMIT_DOWN))
 		return 1;
 	if (!strcmp(cmd, "backup"))
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
@@ -217,6 +233,23 @@ static int set_opt(struct cli *c, int id, const char *v)
 	}
 	case O_DELTA: c->delta = 1; break;
 	case O_REMOTE: c->remote = 1; break;
+	case O_S3_ENDPOINT: c->storage.s3_endpoint = v; break;
+	case O_S3_REGION: c->storage.s3_region = v; break;
+	case O_S3_URI_STYLE:
+		if (strcmp(v, "path") && strcmp(v, "host"))
+			return -5;
+		c->storage.s3_uri_style = v;
+		break;
+	case O_S3_CA_FILE: c->storage.s3_ca_file = v; break;
+	case O_LIMIT_UP:
+	case O_LIMIT_DOWN: {
+		char *end;
+		unsigned long long kib = strtoull(v, &end, 10);
+		if (*end || kib == 0 || kib > (1ull << 40))
+			return -6;
+		*(id == O_LIMIT_UP ? &c->storage.limit_upload : &c->storage.limit_download) = kib * 1024;
+		break;
+	}
 	case O_ARCHIVE_TIMEOUT: {
 		char *end;
 		unsigned long t = strtoul(v, &end, 10);
@@ -293,6 +326,10 @@ int main(int argc, char **argv)
 			return cli_usage("--tablespace-map takes OLD=NEW (two folders)");
 		if (src == -4)
 			return cli_usage("--archive-timeout takes seconds (1 to 86400)");
+		if (src == -5)
+			return cli_usage("--s3-uri-style is path or host");
+		if (src == -6)
+			return cli_usage("%s takes KiB per second (a whole number above 0)", a);
 		if (src)
 			return cli_usage("too many %s options", a);
 	}
@@ -307,6 +344,7 @@ int main(int argc, char **argv)
 	c.repo = env_or(c.repo, "CAIRN_REPOSITORY");
 	c.key_file = env_or(c.key_file, "CAIRN_KEY_FILE");
 	c.cluster = env_or(c.cluster, "CAIRN_CLUSTER");
+	c.storage.s3_endpoint = env_or(c.storage.s3_endpoint, "CAIRN_S3_ENDPOINT");
 	c.password_file = env_or(c.password_file, "CAIRN_PASSWORD_FILE");
 	c.password_command = env_or(c.password_command, "CAIRN_PASSWORD_COMMAND");
 	c.cache_dir = env_or(c.cache_dir, "CAIRN_CACHE_DIR");

@@ -334,6 +334,7 @@ int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 			return rc;
 	}
 	o.url = c->repo;
+	o.storage = &c->storage;
 	o.pass = pass;
 	o.pass_len = plen;
 	o.cache_base = c->cache_dir;
@@ -390,7 +391,11 @@ int cli_read_config(struct cli *c, const char *path)
 			: !strcmp(k, "cache-dir") ? &c->cache_dir
 			: !strcmp(k, "cluster") ? &c->cluster
 			: !strcmp(k, "pgdata") ? &c->pgdata
-			: !strcmp(k, "pg-conn") ? &c->pg_conn : NULL;
+			: !strcmp(k, "pg-conn") ? &c->pg_conn
+			: !strcmp(k, "s3-endpoint") ? &c->storage.s3_endpoint
+			: !strcmp(k, "s3-region") ? &c->storage.s3_region
+			: !strcmp(k, "s3-uri-style") ? &c->storage.s3_uri_style
+			: !strcmp(k, "s3-ca-file") ? &c->storage.s3_ca_file : NULL;
 		if (!slot) {
 			fclose(f);
 			return cli_usage("%s:%d: unknown setting '%s'", path, lineno, k);

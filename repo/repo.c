@@ -247,7 +247,7 @@ int repo_init(const struct repo_init_opts *o, char id_hex[65],
 	randombytes_buf(master, 32);
 	default_identity(&host, &user, hbuf, sizeof(hbuf));
 
-	rc = storage_open(&st, o->url, 1, err);
+	rc = storage_open(&st, o->url, 1, o->storage, err);
 	if (rc)
 		goto out;
 	uint64_t size;
@@ -357,7 +357,7 @@ int repo_open(struct repo **out, const struct repo_open_opts *o,
 	rc = crypto_setup(err);
 	if (rc)
 		goto fail;
-	rc = storage_open(&r->st, o->url, 0, err);
+	rc = storage_open(&r->st, o->url, 0, o->storage, err);
 	if (rc)
 		goto fail;
 	rc = storage_get(r->st, "config", 0, STORAGE_WHOLE, &b, err);

@@ -45,6 +45,7 @@ struct repo_config {
 
 struct repo_init_opts {
 	const char *url;
+	const struct storage_opts *storage; /* may be NULL */
 	const char *pass;
 	size_t pass_len;
 	struct kdf_params kdf;
@@ -62,6 +63,7 @@ int repo_init(const struct repo_init_opts *o, char id_hex[65],
 
 struct repo_open_opts {
 	const char *url;
+	const struct storage_opts *storage; /* may be NULL */
 	const char *pass; /* passphrase ... */
 	size_t pass_len;
 	const uint8_t *master; /* ... or the master key itself (host key file), */

@@ -84,9 +84,10 @@ static size_t url_scheme_len(const char *url)
 }
 
 int storage_open(struct storage **out, const char *url, int create,
-		 struct cairn_err *err)
+		 const struct storage_opts *opts, struct cairn_err *err)
 {
 	*out = NULL;
+	(void)opts; /* only the S3 backend has settings (storage_s3.c) */
 	if (!url || !url[0])
 		return cairn_err_set(err, CAIRN_EUSAGE, "repository location is empty");
 

@@ -105,12 +105,30 @@ static inline void storage_close(struct storage *s)
  * a bug in the caller).  Every backend applies it to every key. */
 int storage_key_check(const char *key, int is_prefix, struct cairn_err *err);
 
+/* Settings of the remote backends (all may be NULL / 0: defaults). */
+struct storage_opts {
+	const char *s3_endpoint;  /* "https://host:port" (required for s3://) */
+	const char *s3_region;    /* default us-east-1 */
+	const char *s3_uri_style; /* "path" (default) or "host" */
+	const char *s3_ca_file;   /* a private CA; TLS is always verified */
+	uint64_t limit_upload;    /* bytes per second, 0: no limit */
+	uint64_t limit_download;
+};
+
 /* Opens a repository location.  "/path", "file:///path" or a relative path:
  * the local backend (the folder need not exist yet: `create` makes it, else
  * CAIRN_ENOREPO when it is missing).  Other schemes: CAIRN_EUSAGE naming
  * the scheme.  On success *out is owned by the caller (storage_close). */
 int storage_open(struct storage **out, const char *url, int create,
-		 struct cairn_err *err);
+		 const struct storage_opts *opts, struct cairn_err *err);
+
+/* The S3 backend (storage_s3.c): bucket and key prefix ("" or "a/b"),
+ * from "s3://BUCKET/PREFIX".  Credentials from AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.  `create` makes the bucket
+ * when it does not exist. */
+int storage_s3_open(struct storage **out, const char *url, const char *bucket,
+		    const char *prefix, int create, const struct storage_opts *opts,
+		    struct cairn_err *err);
 
 /* The local filesystem backend rooted at `root` (see storage_local.c for the
  * durability protocol).  `create` makes the root folder if missing. */

@@ -309,29 +309,29 @@ static void test_open(const char *tmp)
 
 	snprintf(p, sizeof(p), "%s/missing/repo", tmp);
 	e.msg[0] = '\0';
-	CHECK_RC(storage_open(&s, p, 0, &e), CAIRN_ENOREPO);
+	CHECK_RC(storage_open(&s, p, 0, NULL, &e), CAIRN_ENOREPO);
 	CHECK(s == NULL);
 	CHECK(strstr(e.msg, "does not exist") && strstr(e.msg, p));
 	CHECK_RC(storage_local_open(&s, p, 0, &e), CAIRN_ENOREPO);
 	CHECK(stat(p, &st) != 0);
 
-	CHECK_RC(storage_open(&s, p, 1, &e), 0);
+	CHECK_RC(storage_open(&s, p, 1, NULL, &e), 0);
 	CHECK(s && strcmp(s->ops->name, "local") == 0 && strcmp(s->url, p) == 0);
 	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
 	storage_close(s);
-	CHECK_RC(storage_open(&s, p, 0, &e), 0);
+	CHECK_RC(storage_open(&s, p, 0, NULL, &e), 0);
 	storage_close(s);
 
 	/* a file is not a repository */
 	snprintf(p, sizeof(p), "%s/afile", tmp);
 	write_file(p, "x");
-	CHECK_RC(storage_open(&s, p, 0, &e), CAIRN_ENOREPO);
-	CHECK_RC(storage_open(&s, p, 1, &e), CAIRN_ENOREPO);
+	CHECK_RC(storage_open(&s, p, 0, NULL, &e), CAIRN_ENOREPO);
+	CHECK_RC(storage_open(&s, p, 1, NULL, &e), CAIRN_ENOREPO);
 
 	/* file:/// URLs */
 	snprintf(url, sizeof(url), "file://%s/viaurl", tmp);
-	CHECK_RC(storage_open(&s, url, 0, &e), CAIRN_ENOREPO);
-	CHECK_RC(storage_open(&s, url, 1, &e), 0);
+	CHECK_RC(storage_open(&s, url, 0, NULL, &e), CAIRN_ENOREPO);
+	CHECK_RC(storage_open(&s, url, 1, NULL, &e), 0);
 	CHECK(s && strcmp(s->url, url) == 0);
 	if (s) {
 		CHECK_RC(storage_put(s, "config", "c", 1, &e), 0);
@@ -339,13 +339,13 @@ static void test_open(const char *tmp)
 	}
 	snprintf(p, sizeof(p), "%s/viaurl/config", tmp);
 	CHECK(stat(p, &st) == 0 && st.st_size == 1);
-	CHECK_RC(storage_open(&s, "file://relative/x", 1, &e), CAIRN_EUSAGE);
+	CHECK_RC(storage_open(&s, "file://relative/x", 1, NULL, &e), CAIRN_EUSAGE);
 
 	/* a relative path, resolved once at open: a later chdir does not move it */
 	char cwd[PATH_MAX];
 	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
 	CHECK(chdir(tmp) == 0);
-	CHECK_RC(storage_open(&s, "rel/repo", 1, &e), 0);
+	CHECK_RC(storage_open(&s, "rel/repo", 1, NULL, &e), 0);
 	CHECK(chdir("/") == 0);
 	if (s) {
 		CHECK_RC(storage_put(s, "keys/k1", "k", 1, &e), 0);
@@ -357,13 +357,13 @@ static void test_open(const char *tmp)
 
 	/* other schemes */
 	e.msg[0] = '\0';
-	CHECK_RC(storage_open(&s, "s3://bucket/prefix", 1, &e), CAIRN_EUSAGE);
+	CHECK_RC(storage_open(&s, "s3://bucket/prefix", 1, NULL, &e), CAIRN_EUSAGE);
 	CHECK(strstr(e.msg, "S3 backend not available yet") != NULL);
 	e.msg[0] = '\0';
-	CHECK_RC(storage_open(&s, "sftp://host/path", 1, &e), CAIRN_EUSAGE);
+	CHECK_RC(storage_open(&s, "sftp://host/path", 1, NULL, &e), CAIRN_EUSAGE);
 	CHECK(strstr(e.msg, "\"sftp\"") != NULL);
 	CHECK(s == NULL);
-	CHECK_RC(storage_open(&s, "", 1, &e), CAIRN_EUSAGE);
+	CHECK_RC(storage_open(&s, "", 1, NULL, &e), CAIRN_EUSAGE);
 }
 
 /* ---- fault wrapper ---- */

@@ -881,7 +881,7 @@ static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct
 	snprintf(url, sizeof(url), "%s/repo", dir);
 	snprintf(cache, sizeof(cache), "%s/cache", dir);
 	vector_config(&c);
-	CHECK_RC(storage_open(&st, url, 1, &err), 0);
+	CHECK_RC(storage_open(&st, url, 1, NULL, &err), 0);
 	CHECK_RC(config_encode(&c, k, &b), 0);
 	CHECK(st && storage_put(st, "config", b.data, b.len, &err) == 0);
 	storage_close(st);
