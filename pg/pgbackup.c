@@ -84,6 +84,7 @@ struct pgb {
 	int checksums;
 	int stopped;
 	int archiving;  /* WAL reaches the repository: wait for it */
+	int denied;     /* the last query failed for lack of privilege */
 	char cluster[CLUSTER_NAME_MAX + 1];
 	uint32_t server_version;
 	/* the page being assembled for checksum verification */
@@ -131,8 +132,8 @@ static int query1(struct pgb *b, const char *sql, int nparams, const char *const
 	PGresult *res = PQexecParams(b->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		int denied = state && !strcmp(state, "42501");
-		int rc = cairn_err_set(err, denied ? CAIRN_EPASS : CAIRN_EIO, "PostgreSQL: %s",
+		b->denied = state && !strcmp(state, "42501");
+		int rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL: %s",
 				       pq_msg(b->conn, res, m, sizeof(m)));
 		PQclear(res);
 		return rc;
@@ -608,8 +609,8 @@ int pg_backup_run(struct repo *r, const struct pg_backup_opts *o, struct snapsho
 	snprintf(label, sizeof(label), "cairn %lld", (long long)time(NULL));
 	const char *params[1] = {label};
 	rc = query1(&b, "SELECT pg_backup_start($1, true)::text", 1, params, &q, err);
-	if (rc == CAIRN_EPASS) {
-		cairn_err_set(err, CAIRN_EPASS,
+	if (rc && b.denied) {
+		cairn_err_set(err, CAIRN_EIO,
 			      "the role may not run a backup: as a superuser, run GRANT EXECUTE ON FUNCTION "
 			      "pg_backup_start(text, boolean) TO <role>; GRANT EXECUTE ON FUNCTION "
 			      "pg_backup_stop(boolean) TO <role>; (or connect as a superuser)");

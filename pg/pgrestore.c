@@ -508,7 +508,7 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 	/* The snapshot. */
 	if (o->cluster)
 		snprintf(cluster, sizeof(cluster), "%s", o->cluster);
-	else if ((rc = only_cluster(r, cluster, sizeof(cluster), err)) != 0)
+	else if (!o->snapshot && (rc = only_cluster(r, cluster, sizeof(cluster), err)) != 0)
 		return rc;
 	if (o->snapshot) {
 		rc = repo_snapshot_find(r, o->snapshot, &s, err);
