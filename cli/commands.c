@@ -436,14 +436,17 @@ int cmd_check(struct cli *c)
 		if (c->json)
 			printf("{\"snapshots\":%llu,\"trees\":%llu,\"data_blobs\":%llu,\"packs\":%llu,"
 			       "\"packs_read\":%llu,\"problems\":%llu,\"damaged_packs\":%llu,"
-			       "\"damaged_files\":%llu}\n",
+			       "\"damaged_files\":%llu,\"wal_files\":%llu,\"damaged_wal\":%llu}\n",
 			       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
 			       (unsigned long long)res.data_blobs, (unsigned long long)res.packs,
 			       (unsigned long long)res.packs_read, (unsigned long long)res.problems,
-			       (unsigned long long)res.damaged_packs, (unsigned long long)res.damaged_files);
+			       (unsigned long long)res.damaged_packs, (unsigned long long)res.damaged_files,
+			       (unsigned long long)res.wal_files, (unsigned long long)res.damaged_wal);
 		else
-			printf("checked %llu snapshot(s), %llu tree(s), %llu data blob(s), %llu pack(s)%s: %s\n",
+			printf("checked %llu snapshot(s), %llu tree(s), %llu WAL file(s), %llu data blob(s), "
+			       "%llu pack(s)%s: %s\n",
 			       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
+			       (unsigned long long)res.wal_files,
 			       (unsigned long long)res.data_blobs, (unsigned long long)res.packs,
 			       c->read_data ? " (all data read)" : "",
 			       rc ? "DAMAGE FOUND" : "no errors");

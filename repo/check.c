@@ -2,6 +2,7 @@
 #include "repo/check.h"
 #include "repo/idset.h"
 #include "repo/pack.h"
+#include "repo/wal.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -181,6 +182,91 @@ struct read_all {
 	int rc;
 };
 
+/* 1 if a data blob is indexed in an existing pack and not known damaged,
+ * 0 if not (reported once), <0 if the check itself failed. */
+static int blob_ok(struct ck *c, const uint8_t *b)
+{
+	struct cairn_err e;
+	if (idset_get(&c->ok, b, NULL))
+		return 1;
+	if (idset_get(&c->bad, b, NULL))
+		return 0;
+	struct blob_loc loc;
+	int lrc = repo_find_blob(c->r, b, &loc, &e);
+	if (lrc == 0 && idset_get(&c->packs, loc.pack, NULL)) {
+		idset_put(&c->ok, b, 0);
+		c->res->data_blobs++;
+		return 1;
+	}
+	if (lrc == 0 || lrc == CAIRN_ENOTFOUND) {
+		char bhex[65];
+		hex_encode(bhex, b, 32);
+		problem(c, "blob %s is not in any existing pack", bhex);
+		idset_put(&c->bad, b, 0);
+		return 0;
+	}
+	*c->err = e;
+	return lrc;
+}
+
+/* Every archived WAL file: its entry opens, and every blob it names is
+ * good; a damaged one is named by cluster and file. */
+struct wal_walk {
+	struct ck *c;
+	const char *cluster;
+	int fatal;
+};
+
+static int check_wal_one(void *arg, const char *name, uint64_t size)
+{
+	struct wal_walk *w = arg;
+	struct wal_entry e;
+	struct cairn_err er;
+	(void)size;
+	int rc = repo_wal_stat(w->c->r, w->cluster, name, &e, &er);
+	if (rc == CAIRN_ECORRUPT) {
+		problem(w->c, "cluster %s: WAL entry %s: %s", w->cluster, name, er.msg);
+		w->c->res->damaged_wal++;
+		return 0;
+	}
+	if (rc) {
+		*w->c->err = er;
+		w->fatal = rc;
+		return rc;
+	}
+	w->c->res->wal_files++;
+	int bad = 0;
+	for (size_t i = 0; i < e.nblobs; i++) {
+		int ok = blob_ok(w->c, e.blobs[i].id);
+		if (ok < 0) {
+			w->fatal = ok;
+			break;
+		}
+		bad |= !ok;
+	}
+	wal_entry_free(&e);
+	if (bad) {
+		problem(w->c, "cluster %s: WAL file %s is damaged", w->cluster, name);
+		w->c->res->damaged_wal++;
+	}
+	return w->fatal;
+}
+
+static int check_wal_cluster(void *arg, const char *cluster)
+{
+	struct ck *c = arg;
+	struct wal_walk w = {c, cluster, 0};
+	struct cairn_err e;
+	int rc = repo_wal_list(c->r, cluster, check_wal_one, &w, &e);
+	if (w.fatal)
+		return w.fatal;
+	if (rc) {
+		*c->err = e;
+		return rc;
+	}
+	return 0;
+}
+
 /* Returns 1 if anything below this tree is damaged or missing. */
 static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen, int *fatal)
 {
@@ -216,30 +302,12 @@ static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen
 			damaged |= walk_tree(c, nd->subtree, path, plen + 1 + nl, fatal);
 		} else if (nd->type == NODE_FILE) {
 			int fbad = 0;
-			for (size_t j = 0; j < nd->nblobs; j++) {
-				const uint8_t *b = nd->blobs[j].id;
-				if (idset_get(&c->ok, b, NULL))
-					continue;
-				if (idset_get(&c->bad, b, NULL)) {
+			for (size_t j = 0; j < nd->nblobs && !*fatal; j++) {
+				int ok = blob_ok(c, nd->blobs[j].id);
+				if (ok < 0)
+					*fatal = ok;
+				else if (!ok)
 					fbad = 1;
-					continue;
-				}
-				struct blob_loc loc;
-				int lrc = repo_find_blob(c->r, b, &loc, &e);
-				if (lrc == 0 && idset_get(&c->packs, loc.pack, NULL)) {
-					idset_put(&c->ok, b, 0);
-					c->res->data_blobs++;
-				} else if (lrc == 0 || lrc == CAIRN_ENOTFOUND) {
-					char bhex[65];
-					hex_encode(bhex, b, 32);
-					problem(c, "blob %s is not in any existing pack", bhex);
-					idset_put(&c->bad, b, 0);
-					fbad = 1;
-				} else {
-					*c->err = e;
-					*fatal = lrc;
-					break;
-				}
 			}
 			if (fbad) {
 				problem(c, "snapshot %.8s: file %s is damaged", c->snap, path);
@@ -297,12 +365,17 @@ int repo_check(struct repo *r, const struct check_opts *o, struct check_result *
 			goto out;
 		}
 	}
+	rc = repo_wal_clusters(r, check_wal_cluster, &c, err);
+	if (rc)
+		goto out;
 	if (res->problems)
 		rc = cairn_err_set(err, CAIRN_ECORRUPT,
-				   "check found %llu problem(s): %llu damaged pack(s), %llu damaged file(s) in snapshots",
+				   "check found %llu problem(s): %llu damaged pack(s), %llu damaged file(s) "
+				   "in snapshots, %llu damaged WAL file(s)",
 				   (unsigned long long)res->problems,
 				   (unsigned long long)res->damaged_packs,
-				   (unsigned long long)res->damaged_files);
+				   (unsigned long long)res->damaged_files,
+				   (unsigned long long)res->damaged_wal);
 out:
 	repo_snapshots_free(snaps, nsnaps);
 	idset_free(&c.packs);

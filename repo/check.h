@@ -4,7 +4,8 @@
  * Structure (always): every index entry names an existing pack; every
  * snapshot's trees load and verify (AEAD tag and keyed hash: the Merkle ids
  * are recomputed from the leaves up as each tree is read); every data blob
- * a file names is indexed in an existing pack.
+ * a file names is indexed in an existing pack; every archived WAL entry
+ * opens and every blob it names is indexed in an existing pack.
  * Data (read_data): every pack is read whole; its name must be the hash of
  * its bytes, its directory must open, and every blob in it must open and
  * hash to its id.  Damage is reported with the packs, snapshots and file
@@ -27,6 +28,8 @@ struct check_result {
 	uint64_t problems;      /* lines reported */
 	uint64_t damaged_packs;
 	uint64_t damaged_files; /* (snapshot, path) pairs affected */
+	uint64_t wal_files;     /* archived WAL files checked */
+	uint64_t damaged_wal;   /* archived WAL files affected */
 };
 
 /* 0 when nothing is wrong; CAIRN_ECORRUPT when damage was found (all of it

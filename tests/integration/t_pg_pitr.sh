@@ -195,4 +195,8 @@ expect_stderr_grep "error"
 [[ ! -e $W/restore/bad ]] || fail "archive-get left a file that failed verification"
 ok "a damaged WAL entry: archive-get exits 127, leaves no file"
 
+expect_rc 3 cp_ check
+expect_stdout_grep "WAL entry $upper"
+ok "check names the damaged WAL entry and exits 3"
+
 finish
