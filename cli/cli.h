@@ -62,6 +62,7 @@ struct cli {
 	int remote;
 	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
+	int stale; /* unlock --stale */
 	int ignore_checksum_errors;
 };
 
@@ -107,6 +108,17 @@ int cmd_archive_get(struct cli *c);
 int cmd_backup_pg(struct cli *c);
 int cmd_restore_pg(struct cli *c);
 int cmd_info(struct cli *c);
+int cmd_locks(struct cli *c);
+int cmd_unlock(struct cli *c);
+
+/* Writers' leases (lockcmd.c).  cli_lease_take takes a shared lock on r
+ * (*l NULL on failure; release with repo_unlock before repo_close).
+ * cli_lease_check, once the command has succeeded, reports a lease lost
+ * meanwhile ("<what>, but ...") and returns EXIT_FAIL; else EXIT_OK. */
+struct repo_lock;
+int cli_lease_take(struct cli *c, struct repo *r, struct repo_lock **l,
+		   struct cairn_err *err);
+int cli_lease_check(struct cli *c, struct repo_lock *l, const char *what);
 
 /* Reads `key = value` lines of a configuration file into unset fields
  * of c (repo, key-file, password-file, password-command, cache-dir,

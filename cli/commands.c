@@ -3,6 +3,7 @@
 #include "repo/check.h"
 #include "repo/fs.h"
 #include "repo/idset.h"
+#include "repo/lock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -98,6 +99,7 @@ int cmd_backup(struct cli *c)
 {
 	struct cairn_err err = {0, ""};
 	struct repo *r = NULL;
+	struct repo_lock *lk = NULL;
 	struct snapshot s;
 	memset(&s, 0, sizeof(s));
 	if ((c->pgdata || c->remote) && (c->use_stdin || c->nargs))
@@ -115,14 +117,18 @@ int cmd_backup(struct cli *c)
 	if (!c->use_stdin && !c->nargs)
 		return cli_usage("backup needs PATH... or --stdin --stdin-name NAME");
 	int rc = cli_open(c, &r, &err);
-	if (rc)
+	rc = rc ? rc : cli_lease_take(c, r, &lk, &err);
+	if (rc) {
+		repo_close(r);
 		return cli_fail(c, rc, &err);
+	}
 	struct snapshot parent;
 	memset(&parent, 0, sizeof(parent));
 	int have_parent = 0;
 	if (!c->use_stdin && !c->full_read) {
 		rc = find_parent(c, r, &parent, &err);
 		if (rc < 0) {
+			repo_unlock(lk);
 			repo_close(r);
 			return cli_fail(c, rc, &err);
 		}
@@ -175,7 +181,12 @@ int cmd_backup(struct cli *c)
 		rc = EXIT_FAIL;
 	} else if (rc) {
 		rc = cli_fail(c, rc, &err);
+	} else {
+		char what[100];
+		snprintf(what, sizeof(what), "snapshot %.8s was saved", s.name);
+		rc = cli_lease_check(c, lk, what);
 	}
+	repo_unlock(lk);
 	snapshot_free(&s);
 	snapshot_free(&parent);
 	repo_close(r);

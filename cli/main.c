@@ -54,6 +54,11 @@ static const char help_text[] =
 	"  archive-get NAME PATH [--cluster NAME]\n"
 	"                                restore_command: fetch one WAL file (exit 1 if absent)\n"
 	"  key export-host-key FILE      write the master key to FILE (mode 0600) for --key-file\n"
+	"  locks                         list the repository's locks (writers hold one while they\n"
+	"                                run) and whether each is stale\n"
+	"  unlock --stale                remove stale locks (expired, or of a process that is gone\n"
+	"                                from this host); there is no --all\n"
+	"  unlock ID [--force]           remove one lock (a live one only with --force)\n"
 	"  help                          this text\n"
 	"\n"
 	"A SNAPSHOT is 'latest', a full id, or a unique prefix of at least 8 hex digits.\n"
@@ -102,6 +107,7 @@ enum {
 	O_T_TIME, O_T_LSN, O_T_XID, O_T_NAME, O_T_IMMEDIATE, O_T_ACTION, O_T_TIMELINE,
 	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT, O_REMOTE,
 	O_S3_ENDPOINT, O_S3_REGION, O_S3_URI_STYLE, O_S3_CA_FILE, O_LIMIT_UP, O_LIMIT_DOWN,
+	O_STALE,
 };
 
 static const struct opt opts[] = {
@@ -147,6 +153,7 @@ static const struct opt opts[] = {
 	{"s3-ca-file", 0, VALUE, O_S3_CA_FILE},
 	{"limit-upload", 0, VALUE, O_LIMIT_UP},
 	{"limit-download", 0, VALUE, O_LIMIT_DOWN},
+	{"stale", 0, FLAG, O_STALE},
 };
 
 /* Which command-specific options each command accepts. */
@@ -173,6 +180,8 @@ static int allowed(const char *cmd, int id)
 		return id == O_READ_DATA;
 	if (!strcmp(cmd, "key"))
 		return id == O_NEW_PWFILE || id == O_HOST;
+	if (!strcmp(cmd, "unlock"))
+		return id == O_STALE || id == O_FORCE;
 	return 0;
 }
 
@@ -233,6 +242,7 @@ static int set_opt(struct cli *c, int id, const char *v)
 	}
 	case O_DELTA: c->delta = 1; break;
 	case O_REMOTE: c->remote = 1; break;
+	case O_STALE: c->stale = 1; break;
 	case O_S3_ENDPOINT: c->storage.s3_endpoint = v; break;
 	case O_S3_REGION: c->storage.s3_region = v; break;
 	case O_S3_URI_STYLE:
@@ -367,7 +377,7 @@ int main(int argc, char **argv)
 		{"ls", cmd_ls}, {"cat", cmd_cat}, {"restore", cmd_restore},
 		{"check", cmd_check}, {"key", cmd_key}, {"stats", cmd_stats},
 		{"archive-push", cmd_archive_push}, {"archive-get", cmd_archive_get},
-		{"info", cmd_info},
+		{"info", cmd_info}, {"locks", cmd_locks}, {"unlock", cmd_unlock},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {

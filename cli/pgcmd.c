@@ -4,6 +4,7 @@
 #include "pg/pgbackup.h"
 #include "pg/pgrestore.h"
 #include "pg/remote.h"
+#include "repo/lock.h"
 #include "repo/wal.h"
 
 #include <errno.h>
@@ -48,12 +49,23 @@ int cmd_archive_push(struct cli *c)
 		return cli_fail(c, CAIRN_EIO, &err);
 	}
 	int already = 0;
+	struct repo_lock *lk = NULL;
 	rc = cli_open(c, &r, &err);
+	rc = rc ? rc : cli_lease_take(c, r, &lk, &err);
 	rc = rc ? rc : repo_wal_push(r, cluster, name, fd, &already, &err);
 	close(fd);
+	if (rc) {
+		repo_unlock(lk);
+		repo_close(r);
+		return cli_fail(c, rc, &err);
+	}
+	char what[100];
+	snprintf(what, sizeof(what), "%s was archived", name);
+	rc = cli_lease_check(c, lk, what);
+	repo_unlock(lk);
 	repo_close(r);
 	if (rc)
-		return cli_fail(c, rc, &err);
+		return rc;
 	if (c->verbose)
 		fprintf(stderr, "cairn: %s %s for cluster %s\n", name,
 			already ? "was already archived" : "archived", cluster);
@@ -117,12 +129,16 @@ int cmd_backup_pg(struct cli *c)
 {
 	struct cairn_err err = {0, ""};
 	struct repo *r = NULL;
+	struct repo_lock *lk = NULL;
 	struct snapshot s;
 	struct pg_backup_result res;
 	memset(&s, 0, sizeof(s));
 	int rc = cli_open(c, &r, &err);
-	if (rc)
+	rc = rc ? rc : cli_lease_take(c, r, &lk, &err);
+	if (rc) {
+		repo_close(r);
 		return cli_fail(c, rc, &err);
+	}
 	struct pg_backup_opts o;
 	memset(&o, 0, sizeof(o));
 	o.pgdata = c->pgdata;
@@ -175,13 +191,20 @@ int cmd_backup_pg(struct cli *c)
 			       s.stats.reused_bytes && res.have_parent ? res.parent : "", nw, st,
 			       res.checksums_enabled ? "page checksums verified" : "page checksums are off in this cluster");
 	}
+	int lease = EXIT_OK;
+	if (rc == 0) {
+		char what[100];
+		snprintf(what, sizeof(what), "snapshot %.8s was saved", s.name);
+		lease = cli_lease_check(c, lk, what);
+	}
+	repo_unlock(lk);
 	snapshot_free(&s);
 	repo_close(r);
 	if (rc == CAIRN_EPARTIAL) {
 		fprintf(stderr, "cairn: error: %s\n", err.msg);
 		return EXIT_FAIL;
 	}
-	return rc ? cli_fail(c, rc, &err) : EXIT_OK;
+	return rc ? cli_fail(c, rc, &err) : lease;
 }
 
 /* Appends one shell word, single-quoted. */

@@ -37,6 +37,11 @@ int cli_fail(const struct cli *c, int rc, const struct cairn_err *e)
 	case CAIRN_EVERSION:
 		hint = "this repository was written by a newer cairn: upgrade cairn";
 		break;
+	case CAIRN_ELOCKED:
+		hint = "'cairn locks' lists the locks; a lock goes stale 30 minutes after its "
+		       "holder stopped refreshing it (at once when its process is gone from this "
+		       "host), and 'cairn unlock --stale' removes stale ones";
+		break;
 	}
 	if (hint)
 		fprintf(stderr, "hint: %s\n", hint);
