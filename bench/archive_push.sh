@@ -32,7 +32,7 @@ unix_socket_directories = '$work/sock'
 archive_mode = on
 archive_command = 'cp %p $work/wal/%f'
 CONF
-runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg" -l "$work/sock/pg.log" -w start >/dev/null
 psql() { runuser -u postgres -- "$bin/psql" -X -q -At -h "$work/sock" -p "$port" -U postgres "$@"; }
 runuser -u postgres -- "$bin/pgbench" -h "$work/sock" -p "$port" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
 while (($(ls "$work/wal" | grep -cE '^[0-9A-F]{24}$') < n + 1)); do

@@ -60,6 +60,7 @@ struct cli {
 	size_t nts;
 	int delta;
 	int remote;
+	int prometheus;
 	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int stale; /* unlock --stale */
@@ -108,6 +109,12 @@ int cmd_archive_get(struct cli *c);
 int cmd_backup_pg(struct cli *c);
 int cmd_restore_pg(struct cli *c);
 int cmd_info(struct cli *c);
+int cmd_verify_restore(struct cli *c);
+int cmd_status(struct cli *c);
+/* The restore_command PostgreSQL runs for a restored cluster: this cairn,
+ * the same repository, the same non-interactive way to open it. */
+int cli_restore_command(struct cli *c, const char *cluster, char *out, size_t n,
+			struct cairn_err *err);
 int cmd_locks(struct cli *c);
 int cmd_unlock(struct cli *c);
 

@@ -44,6 +44,14 @@ static const char help_text[] =
 	"                                the newest backup that ended before the target; refuses a\n"
 	"                                target the archived WAL cannot reach\n"
 	"  info [--cluster NAME]         per cluster: base backups, archived WAL, PITR windows\n"
+	"  verify-restore [SNAPSHOT] [--cluster NAME]\n"
+	"                                restore drill: restore into a temporary folder, start a\n"
+	"                                private PostgreSQL, recover, pg_amcheck, query every\n"
+	"                                database; the result is recorded in the repository\n"
+	"  status [--cluster NAME] [--json | --prometheus]\n"
+	"                                backup and WAL age, archive gaps, PITR window, last drill\n"
+	"                                and scrub, logical vs stored bytes (--prometheus: the\n"
+	"                                node_exporter textfile format)\n"
 	"  check [--read-data]           verify the repository's structure (and all data)\n"
 	"  key list | key add | key remove ID | key passwd\n"
 	"                                manage the passphrases that open the repository\n"
@@ -108,6 +116,7 @@ enum {
 	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT, O_REMOTE,
 	O_S3_ENDPOINT, O_S3_REGION, O_S3_URI_STYLE, O_S3_CA_FILE, O_LIMIT_UP, O_LIMIT_DOWN,
 	O_STALE,
+	O_PROMETHEUS,
 };
 
 static const struct opt opts[] = {
@@ -147,6 +156,7 @@ static const struct opt opts[] = {
 	{"delta", 0, FLAG, O_DELTA},
 	{"archive-timeout", 0, VALUE, O_ARCHIVE_TIMEOUT},
 	{"remote", 0, FLAG, O_REMOTE},
+	{"prometheus", 0, FLAG, O_PROMETHEUS},
 	{"s3-endpoint", 0, VALUE, O_S3_ENDPOINT},
 	{"s3-region", 0, VALUE, O_S3_REGION},
 	{"s3-uri-style", 0, VALUE, O_S3_URI_STYLE},
@@ -169,6 +179,10 @@ static int allowed(const char *cmd, int id)
 		       id == O_ARCHIVE_TIMEOUT || id == O_REMOTE;
 	if (!strcmp(cmd, "info"))
 		return id == O_CLUSTER;
+	if (!strcmp(cmd, "verify-restore"))
+		return id == O_CLUSTER;
+	if (!strcmp(cmd, "status"))
+		return id == O_CLUSTER || id == O_PROMETHEUS;
 	if (!strcmp(cmd, "archive-push") || !strcmp(cmd, "archive-get"))
 		return id == O_CLUSTER;
 	if (!strcmp(cmd, "init"))
@@ -242,6 +256,7 @@ static int set_opt(struct cli *c, int id, const char *v)
 	}
 	case O_DELTA: c->delta = 1; break;
 	case O_REMOTE: c->remote = 1; break;
+	case O_PROMETHEUS: c->prometheus = 1; break;
 	case O_STALE: c->stale = 1; break;
 	case O_S3_ENDPOINT: c->storage.s3_endpoint = v; break;
 	case O_S3_REGION: c->storage.s3_region = v; break;
@@ -377,7 +392,9 @@ int main(int argc, char **argv)
 		{"ls", cmd_ls}, {"cat", cmd_cat}, {"restore", cmd_restore},
 		{"check", cmd_check}, {"key", cmd_key}, {"stats", cmd_stats},
 		{"archive-push", cmd_archive_push}, {"archive-get", cmd_archive_get},
-		{"info", cmd_info}, {"locks", cmd_locks}, {"unlock", cmd_unlock},
+		{"info", cmd_info},
+		{"verify-restore", cmd_verify_restore}, {"status", cmd_status},
+		{"locks", cmd_locks}, {"unlock", cmd_unlock},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {

@@ -235,8 +235,8 @@ static int shell_word(char *out, size_t n, size_t *len, const char *w)
 /* The restore_command PostgreSQL will run: this cairn, the same
  * repository and the same non-interactive way to open it; no secret in
  * the command itself. */
-static int restore_command(struct cli *c, const char *cluster, char *out, size_t n,
-			   struct cairn_err *err)
+int cli_restore_command(struct cli *c, const char *cluster, char *out, size_t n,
+			struct cairn_err *err)
 {
 	char self[4096], abs[4096];
 	size_t len = 0;
@@ -354,7 +354,7 @@ int cmd_restore_pg(struct cli *c)
 			repo_snapshots_free(all, n);
 		}
 		if (!rc)
-			rc = restore_command(c, *cluster ? cluster : "unknown", cmd, sizeof(cmd), &err);
+			rc = cli_restore_command(c, *cluster ? cluster : "unknown", cmd, sizeof(cmd), &err);
 	}
 	o.restore_command = cmd;
 	if (!rc)
