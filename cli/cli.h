@@ -61,6 +61,9 @@ struct cli {
 	int delta;
 	int remote;
 	int prometheus;
+	unsigned subset_k, subset_n; /* check --read-data-subset */
+	double subset_percent;
+	int64_t since_last_ns;       /* check --read-data-since-last */
 	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int stale; /* unlock --stale */

@@ -7,6 +7,7 @@
  * line.  Exit codes: 0 success, 1 failure, 2 usage, 3 damage found.
  */
 #include "cli/cli.h"
+#include "repo/forget.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -53,6 +54,9 @@ static const char help_text[] =
 	"                                and scrub, logical vs stored bytes (--prometheus: the\n"
 	"                                node_exporter textfile format)\n"
 	"  check [--read-data]           verify the repository's structure (and all data)\n"
+	"  check --read-data-subset K/N | P%  |  --read-data-since-last DURATION\n"
+	"                                scrub jobs: read one of N slices, a random share, or\n"
+	"                                what no scrub read for DURATION (any host; recorded)\n"
 	"  key list | key add | key remove ID | key passwd\n"
 	"                                manage the passphrases that open the repository\n"
 	"                                (new passphrase: --new-password-file F, or a prompt)\n"
@@ -116,7 +120,7 @@ enum {
 	O_TS_MAP, O_DELTA, O_ARCHIVE_TIMEOUT, O_REMOTE,
 	O_S3_ENDPOINT, O_S3_REGION, O_S3_URI_STYLE, O_S3_CA_FILE, O_LIMIT_UP, O_LIMIT_DOWN,
 	O_STALE,
-	O_PROMETHEUS,
+	O_PROMETHEUS, O_RD_SUBSET, O_RD_SINCE,
 };
 
 static const struct opt opts[] = {
@@ -157,6 +161,8 @@ static const struct opt opts[] = {
 	{"archive-timeout", 0, VALUE, O_ARCHIVE_TIMEOUT},
 	{"remote", 0, FLAG, O_REMOTE},
 	{"prometheus", 0, FLAG, O_PROMETHEUS},
+	{"read-data-subset", 0, VALUE, O_RD_SUBSET},
+	{"read-data-since-last", 0, VALUE, O_RD_SINCE},
 	{"s3-endpoint", 0, VALUE, O_S3_ENDPOINT},
 	{"s3-region", 0, VALUE, O_S3_REGION},
 	{"s3-uri-style", 0, VALUE, O_S3_URI_STYLE},
@@ -191,7 +197,7 @@ static int allowed(const char *cmd, int id)
 		return id == O_TARGET || id == O_INCLUDE || id == O_FORCE || id == O_CLUSTER ||
 		       (id >= O_T_TIME && id <= O_DELTA);
 	if (!strcmp(cmd, "check"))
-		return id == O_READ_DATA;
+		return id == O_READ_DATA || id == O_RD_SUBSET || id == O_RD_SINCE;
 	if (!strcmp(cmd, "key"))
 		return id == O_NEW_PWFILE || id == O_HOST;
 	if (!strcmp(cmd, "unlock"))
@@ -257,6 +263,30 @@ static int set_opt(struct cli *c, int id, const char *v)
 	case O_DELTA: c->delta = 1; break;
 	case O_REMOTE: c->remote = 1; break;
 	case O_PROMETHEUS: c->prometheus = 1; break;
+	case O_RD_SUBSET: {
+		unsigned k, n;
+		double pct;
+		char tail;
+		c->read_data = 1;
+		if (sscanf(v, "%u/%u%c", &k, &n, &tail) == 2 && n > 0 && k >= 1 && k <= n) {
+			c->subset_k = k;
+			c->subset_n = n;
+		} else if (sscanf(v, "%lf%%%c", &pct, &tail) == 1 && pct > 0 && pct <= 100 &&
+			   strchr(v, '%')) {
+			c->subset_percent = pct;
+		} else {
+			return -7;
+		}
+		break;
+	}
+	case O_RD_SINCE: {
+		int64_t d = forget_parse_duration(v);
+		if (d <= 0)
+			return -8;
+		c->read_data = 1;
+		c->since_last_ns = d;
+		break;
+	}
 	case O_STALE: c->stale = 1; break;
 	case O_S3_ENDPOINT: c->storage.s3_endpoint = v; break;
 	case O_S3_REGION: c->storage.s3_region = v; break;
@@ -353,6 +383,10 @@ int main(int argc, char **argv)
 			return cli_usage("--archive-timeout takes seconds (1 to 86400)");
 		if (src == -5)
 			return cli_usage("--s3-uri-style is path or host");
+		if (src == -7)
+			return cli_usage("--read-data-subset takes K/N (1 <= K <= N) or P%% (0 < P <= 100)");
+		if (src == -8)
+			return cli_usage("--read-data-since-last takes a duration like 7d, 12h or 1w");
 		if (src == -6)
 			return cli_usage("%s takes KiB per second (a whole number above 0)", a);
 		if (src)

@@ -5,6 +5,8 @@
 #include "repo/wal.h"
 
 #include <limits.h>
+#include <sodium.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +269,94 @@ static int check_wal_cluster(void *arg, const char *cluster)
 	return 0;
 }
 
+/* ---- scrub state: scrub/<time_ns>-<random>, sealed "CAIRNSC1" ----------
+ * payload: u64 time_ns, uvar n, n × pack id[32] — the packs one check
+ * --read-data run read (and found good or reported). */
+#define SCRUB_MAGIC "CAIRNSC1"
+
+static int scrub_note(struct repo *r, const struct idset *done, struct cairn_err *err)
+{
+	struct buf plain = BUF_INIT, sealed = BUF_INIT;
+	struct sealer *s = sealer_new(3);
+	struct timespec now;
+	char name[65], key[128], rnd[9];
+	uint8_t rb[4];
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t t = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	int rc = s ? 0 : CAIRN_ENOMEM;
+	rc = rc ? rc : buf_put_u64(&plain, (uint64_t)t);
+	rc = rc ? rc : buf_put_uvar(&plain, done->n);
+	for (size_t i = 0; i < done->cap && !rc; i++)
+		if (done->slots[i].val)
+			rc = buf_append(&plain, done->slots[i].id, 32);
+	if (rc)
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	rc = rc ? rc : obj_seal(s, repo_get_keys(r), SCRUB_MAGIC, plain.data, plain.len, &sealed, name, err);
+	if (!rc) {
+		randombytes_buf(rb, sizeof(rb));
+		hex_encode(rnd, rb, sizeof(rb));
+		snprintf(key, sizeof(key), "scrub/%020lld-%s", (long long)t, rnd);
+		rc = storage_put(repo_get_storage(r), key, sealed.data, sealed.len, err);
+	}
+	buf_free(&plain);
+	buf_free(&sealed);
+	sealer_free(s);
+	return rc;
+}
+
+struct scrub_load {
+	struct repo *r;
+	struct sealer *s;
+	int64_t since;
+	struct idset *recent;
+};
+
+static int scrub_one(void *arg, const char *key, uint64_t size)
+{
+	struct scrub_load *l = arg;
+	struct buf raw = BUF_INIT, plain = BUF_INIT;
+	struct cairn_err e;
+	(void)size;
+	const char *name = key + strlen("scrub/");
+	if (atoll(name) < l->since)
+		return 0; /* older than the window: not even read */
+	if (storage_get(repo_get_storage(l->r), key, 0, STORAGE_WHOLE, &raw, &e) == 0 &&
+	    obj_open(l->s, repo_get_keys(l->r), SCRUB_MAGIC, NULL, raw.data, raw.len, &plain, key,
+		     &e) == 0) {
+		struct rd d = rd_make(plain.data, plain.len);
+		int64_t t = (int64_t)rd_u64(&d);
+		uint64_t n = rd_uvar(&d);
+		for (uint64_t i = 0; i < n && !d.bad && t >= l->since; i++) {
+			const uint8_t *id = rd_bytes(&d, 32);
+			if (id && idset_put(l->recent, id, 0)) {
+				buf_free(&raw);
+				buf_free(&plain);
+				return CAIRN_ENOMEM;
+			}
+		}
+	}
+	/* A damaged scrub record only means its packs are read again. */
+	buf_free(&raw);
+	buf_free(&plain);
+	return 0;
+}
+
+static int scrub_recent(struct repo *r, int64_t window_ns, struct idset *recent,
+			struct cairn_err *err)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct scrub_load l = {r, sealer_new(1),
+			       (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - window_ns, recent};
+	if (!l.s)
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	int rc = storage_list(repo_get_storage(r), "scrub/", scrub_one, &l, err);
+	if (rc == CAIRN_ENOMEM)
+		cairn_err_set(err, rc, "out of memory");
+	sealer_free(l.s);
+	return rc;
+}
+
 /* Returns 1 if anything below this tree is damaged or missing. */
 static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen, int *fatal)
 {
@@ -341,13 +431,31 @@ int repo_check(struct repo *r, const struct check_opts *o, struct check_result *
 	if (rc)
 		goto out;
 	if (o->read_data) {
+		struct idset recent = IDSET_INIT, done = IDSET_INIT;
+		if (o->since_last_ns > 0)
+			rc = scrub_recent(r, o->since_last_ns, &recent, err);
 		for (size_t i = 0; i < c.packs.cap && !rc; i++) {
+			const uint8_t *id = c.packs.slots[i].id;
 			if (!c.packs.slots[i].val)
 				continue;
-			rc = read_pack(&c, c.packs.slots[i].id, c.packs.slots[i].val - 1);
+			if (o->subset_n && le_get32(id) % o->subset_n != o->subset_k - 1)
+				continue;
+			if (o->subset_percent > 0 &&
+			    randombytes_uniform(1000000) >= (uint32_t)(o->subset_percent * 10000))
+				continue;
+			if (o->since_last_ns > 0 && idset_get(&recent, id, NULL))
+				continue;
+			rc = read_pack(&c, id, c.packs.slots[i].val - 1);
+			if (!rc)
+				rc = idset_put(&done, id, 0);
 			if (o->progress)
 				o->progress(o->arg, res->packs_read, res->packs);
 		}
+		/* What was read, for the next --read-data-since-last: any host. */
+		if (!rc && done.n)
+			rc = scrub_note(r, &done, err);
+		idset_free(&recent);
+		idset_free(&done);
 		if (rc)
 			goto out;
 	}

@@ -18,6 +18,15 @@
 
 struct check_opts {
 	int read_data;
+	/* Scrub jobs: read only some packs (with read_data).  subset_n > 0:
+	 * the packs whose id (first 4 bytes, little-endian) mod subset_n is
+	 * subset_k - 1, so N daily runs K = 1..N cover everything;
+	 * subset_percent > 0: a random share; since_last_ns > 0: the packs no
+	 * scrub has read for that long (scrub state is kept in the repository,
+	 * scrub/<time>-<random>, so any host may run it). */
+	unsigned subset_k, subset_n;
+	double subset_percent;
+	int64_t since_last_ns;
 	fs_warn_fn report;   /* one line per problem found */
 	fs_progress_fn progress;
 	void *arg;

@@ -322,7 +322,7 @@ static void test_roundtrip(void)
 	CHECK_RC(repo_snapshot_find(r, prefix, &found, NULL), 0);
 	snapshot_free(&found);
 	CHECK_RC(repo_snapshot_find(r, "abc", &found, NULL), CAIRN_EUSAGE);
-	struct check_opts co = {1, NULL, NULL, NULL};
+	struct check_opts co = {.read_data = 1};
 	struct check_result cr;
 	CHECK_RC(repo_check(r, &co, &cr, NULL), 0);
 	CHECK(cr.snapshots == 1 && cr.data_blobs == 200 && cr.problems == 0);
