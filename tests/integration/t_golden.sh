@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The frozen repository in tests/golden/v1 (see its README) must stay
 # readable: the snapshot lists, check --read-data passes, and a restore
-# gives back exactly the files it was made from.  The repository itself
-# is never modified by reading it.
+# gives back exactly the files it was made from.  The test works on a copy
+# (a scrub records what it read in the repository), and none of the
+# objects that were there is modified.
 T_NAME=t_golden
 source "${CAIRN_TESTLIB:-$(dirname "$0")/lib.sh}"
-golden=$(cd "$(dirname "$0")/../golden/v1/repo" && pwd)
+cp -a "$(dirname "$0")/../golden/v1/repo" "$SCRATCH/golden"
+golden=$SCRATCH/golden
 export CAIRN_REPOSITORY=$golden CAIRN_PASSWORD=golden
-before=$(cd "$golden" && find . -type f | sort | xargs sha256sum | sha256sum)
+digest() { (cd "$golden" && find config keys packs index snapshots -type f | sort | xargs sha256sum | sha256sum); }
+before=$(digest)
 
 expect_rc 0 cairn snapshots --json
 is_json "$LAST_OUT" || fail "snapshots --json is not JSON"
@@ -49,7 +52,7 @@ expect_rc 0 cairn key list --json
 is_json "$LAST_OUT" || fail "key list --json is not JSON"
 ok "cat and key list work"
 
-after=$(cd "$golden" && find . -type f | sort | xargs sha256sum | sha256sum)
-[[ $before == "$after" ]] || fail "reading the golden repository changed it"
-ok "the golden repository is unchanged"
+after=$(digest)
+[[ $before == "$after" ]] || fail "reading the golden repository changed one of its objects"
+ok "no object of the golden repository was changed"
 finish
