@@ -67,6 +67,15 @@ struct cli {
 	unsigned archive_timeout;
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int stale; /* unlock --stale */
+	/* forget, prune */
+	unsigned keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+	int64_t keep_within_ns;
+	const char *keep_tags[MAX_LIST];
+	size_t nkeep_tags;
+	unsigned keep_wal_for;
+	int dry_run, prune;
+	double max_unused; /* percent */
+	int max_unused_set;
 	int ignore_checksum_errors;
 };
 
@@ -119,6 +128,8 @@ int cmd_status(struct cli *c);
 int cli_restore_command(struct cli *c, const char *cluster, char *out, size_t n,
 			struct cairn_err *err);
 int cmd_locks(struct cli *c);
+int cmd_forget(struct cli *c);
+int cmd_prune(struct cli *c);
 int cmd_unlock(struct cli *c);
 
 /* Writers' leases (lockcmd.c).  cli_lease_take takes a shared lock on r

@@ -66,6 +66,16 @@ static const char help_text[] =
 	"  archive-get NAME PATH [--cluster NAME]\n"
 	"                                restore_command: fetch one WAL file (exit 1 if absent)\n"
 	"  key export-host-key FILE      write the master key to FILE (mode 0600) for --key-file\n"
+	"  forget [--cluster NAME] [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
+	"         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
+	"         [--keep-tag T]... [--keep-wal-for N] [--dry-run] [--prune]\n"
+	"                                retention: per cluster (or host and paths) keep what a\n"
+	"                                rule keeps, remove the other snapshots and the WAL only\n"
+	"                                they needed (--keep-wal-for N: PITR reach only for the N\n"
+	"                                newest backups); --prune: prune afterwards\n"
+	"  prune [--max-unused PERCENT] [--dry-run]\n"
+	"                                delete packs nothing references, repack packs with more\n"
+	"                                than PERCENT (default 10) unused; takes the exclusive lock\n"
 	"  locks                         list the repository's locks (writers hold one while they\n"
 	"                                run) and whether each is stale\n"
 	"  unlock --stale                remove stale locks (expired, or of a process that is gone\n"
@@ -121,6 +131,8 @@ enum {
 	O_S3_ENDPOINT, O_S3_REGION, O_S3_URI_STYLE, O_S3_CA_FILE, O_LIMIT_UP, O_LIMIT_DOWN,
 	O_STALE,
 	O_PROMETHEUS, O_RD_SUBSET, O_RD_SINCE,
+	O_K_LAST, O_K_HOURLY, O_K_DAILY, O_K_WEEKLY, O_K_MONTHLY, O_K_YEARLY, O_K_WITHIN,
+	O_K_TAG, O_K_WAL_FOR, O_DRY_RUN, O_PRUNE, O_MAX_UNUSED,
 };
 
 static const struct opt opts[] = {
@@ -170,6 +182,18 @@ static const struct opt opts[] = {
 	{"limit-upload", 0, VALUE, O_LIMIT_UP},
 	{"limit-download", 0, VALUE, O_LIMIT_DOWN},
 	{"stale", 0, FLAG, O_STALE},
+	{"keep-last", 0, VALUE, O_K_LAST},
+	{"keep-hourly", 0, VALUE, O_K_HOURLY},
+	{"keep-daily", 0, VALUE, O_K_DAILY},
+	{"keep-weekly", 0, VALUE, O_K_WEEKLY},
+	{"keep-monthly", 0, VALUE, O_K_MONTHLY},
+	{"keep-yearly", 0, VALUE, O_K_YEARLY},
+	{"keep-within", 0, VALUE, O_K_WITHIN},
+	{"keep-tag", 0, VALUE, O_K_TAG},
+	{"keep-wal-for", 0, VALUE, O_K_WAL_FOR},
+	{"dry-run", 0, FLAG, O_DRY_RUN},
+	{"prune", 0, FLAG, O_PRUNE},
+	{"max-unused", 0, VALUE, O_MAX_UNUSED},
 };
 
 /* Which command-specific options each command accepts. */
@@ -202,6 +226,10 @@ static int allowed(const char *cmd, int id)
 		return id == O_NEW_PWFILE || id == O_HOST;
 	if (!strcmp(cmd, "unlock"))
 		return id == O_STALE || id == O_FORCE;
+	if (!strcmp(cmd, "forget"))
+		return id == O_CLUSTER || (id >= O_K_LAST && id <= O_PRUNE) || id == O_MAX_UNUSED;
+	if (!strcmp(cmd, "prune"))
+		return id == O_DRY_RUN || id == O_MAX_UNUSED;
 	return 0;
 }
 
@@ -288,6 +316,39 @@ static int set_opt(struct cli *c, int id, const char *v)
 		break;
 	}
 	case O_STALE: c->stale = 1; break;
+	case O_K_LAST: case O_K_HOURLY: case O_K_DAILY: case O_K_WEEKLY: case O_K_MONTHLY:
+	case O_K_YEARLY: case O_K_WAL_FOR: {
+		char *end;
+		unsigned long k = strtoul(v, &end, 10);
+		if (!*v || *end || k == 0 || k > 1000000)
+			return -9;
+		unsigned *f[] = {&c->keep_last, &c->keep_hourly, &c->keep_daily, &c->keep_weekly,
+				 &c->keep_monthly, &c->keep_yearly};
+		if (id == O_K_WAL_FOR)
+			c->keep_wal_for = (unsigned)k;
+		else
+			*f[id - O_K_LAST] = (unsigned)k;
+		break;
+	}
+	case O_K_WITHIN: {
+		int64_t d = forget_parse_duration(v);
+		if (d <= 0)
+			return -10;
+		c->keep_within_ns = d;
+		break;
+	}
+	case O_K_TAG: return push(c->keep_tags, &c->nkeep_tags, v);
+	case O_DRY_RUN: c->dry_run = 1; break;
+	case O_PRUNE: c->prune = 1; break;
+	case O_MAX_UNUSED: {
+		char *end;
+		double pct = strtod(v, &end);
+		if (!*v || (*end && strcmp(end, "%")) || !(pct >= 0 && pct <= 100))
+			return -11;
+		c->max_unused = pct;
+		c->max_unused_set = 1;
+		break;
+	}
 	case O_S3_ENDPOINT: c->storage.s3_endpoint = v; break;
 	case O_S3_REGION: c->storage.s3_region = v; break;
 	case O_S3_URI_STYLE:
@@ -387,6 +448,12 @@ int main(int argc, char **argv)
 			return cli_usage("--read-data-subset takes K/N (1 <= K <= N) or P%% (0 < P <= 100)");
 		if (src == -8)
 			return cli_usage("--read-data-since-last takes a duration like 7d, 12h or 1w");
+		if (src == -9)
+			return cli_usage("%s takes a whole number above 0", a);
+		if (src == -10)
+			return cli_usage("--keep-within takes a duration like 7d, 12h or 1w");
+		if (src == -11)
+			return cli_usage("--max-unused takes a percentage from 0 to 100");
 		if (src == -6)
 			return cli_usage("%s takes KiB per second (a whole number above 0)", a);
 		if (src)
@@ -412,6 +479,8 @@ int main(int argc, char **argv)
 		if (rc)
 			return rc;
 	}
+	if (!c.max_unused_set)
+		c.max_unused = 10.0;
 	c.progress = !c.quiet && !c.json && isatty(STDERR_FILENO);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "cairn: error: libsodium failed to initialise\n");
@@ -429,6 +498,7 @@ int main(int argc, char **argv)
 		{"info", cmd_info},
 		{"verify-restore", cmd_verify_restore}, {"status", cmd_status},
 		{"locks", cmd_locks}, {"unlock", cmd_unlock},
+		{"forget", cmd_forget}, {"prune", cmd_prune},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {

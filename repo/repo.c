@@ -740,8 +740,23 @@ int repo_has_blob(struct repo *r, uint8_t type, const uint8_t id[32], struct cai
 	return pack_exists(r, loc.pack, err);
 }
 
+static int put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
+		    uint8_t id[32], int *added, int force, struct cairn_err *err);
+
 int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		  uint8_t id[32], int *added, struct cairn_err *err)
+{
+	return put_blob(r, type, p, n, id, added, 0, err);
+}
+
+int repo_put_blob_force(struct repo *r, uint8_t type, const void *p, size_t n,
+			uint8_t id[32], struct cairn_err *err)
+{
+	return put_blob(r, type, p, n, id, NULL, 1, err);
+}
+
+static int put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
+		    uint8_t id[32], int *added, int force, struct cairn_err *err)
 {
 	struct blob_loc loc;
 	struct cairn_err e2;
@@ -755,7 +770,8 @@ int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 	blob_id(id, r->keys, type, p, n);
 	if (idset_get(&r->mine, id, NULL))
 		return 0;
-	rc = cache_lookup(r->cache, id, &loc, &e2);
+	/* force (prune's repack): the cache names a pack about to go. */
+	rc = force ? CAIRN_ENOTFOUND : cache_lookup(r->cache, id, &loc, &e2);
 	if (rc == CAIRN_ECORRUPT) {
 		/* The cache is only a cache: start it over from index/. */
 		note(r, "the local cache is damaged: rebuilding it from the repository");
@@ -818,6 +834,47 @@ int repo_flush(struct repo *r, struct cairn_err *err)
 	rc = rc ? rc : write_index(r, err);
 	if (rc)
 		r->failed = 1;
+	return rc;
+}
+
+int repo_index_read(struct repo *r, const char *name, struct index_entry **out,
+		    size_t *n, struct cairn_err *err)
+{
+	struct buf raw = BUF_INIT, plain = BUF_INIT;
+	char key[80], what[100];
+	*out = NULL;
+	*n = 0;
+	snprintf(key, sizeof(key), "index/%s", name);
+	snprintf(what, sizeof(what), "index object %.16s", name);
+	int rc = storage_get(r->st, key, 0, STORAGE_WHOLE, &raw, err);
+	rc = rc ? rc : obj_open(r->sealer, r->keys, INDEX_MAGIC, name, raw.data, raw.len,
+				&plain, what, err);
+	rc = rc ? rc : index_decode(plain.data, plain.len, out, n, err);
+	buf_free(&raw);
+	buf_free(&plain);
+	return rc;
+}
+
+int repo_index_write(struct repo *r, const struct index_entry *e, size_t n,
+		     char name[65], struct cairn_err *err)
+{
+	struct buf plain = BUF_INIT, sealed = BUF_INIT;
+	char key[80];
+	int rc;
+	if (index_encode(e, n, &plain)) {
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = obj_seal(r->sealer, r->keys, INDEX_MAGIC, plain.data, plain.len, &sealed, name, err);
+	if (rc)
+		goto out;
+	snprintf(key, sizeof(key), "index/%s", name);
+	rc = storage_put(r->st, key, sealed.data, sealed.len, err);
+	if (rc == CAIRN_EEXIST)
+		rc = 0; /* named by its hash: the same bytes */
+out:
+	buf_free(&plain);
+	buf_free(&sealed);
 	return rc;
 }
 

@@ -109,6 +109,11 @@ struct repo_write_stats {
  * tells which.  The blob is durable only after repo_flush. */
 int repo_put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		  uint8_t id[32], int *added, struct cairn_err *err);
+/* The same, but stores the blob even when the index names it already (in
+ * a pack that prune is about to delete); a blob this handle wrote since
+ * its last index object is not written twice. */
+int repo_put_blob_force(struct repo *r, uint8_t type, const void *p, size_t n,
+			uint8_t id[32], struct cairn_err *err);
 /* Reads a blob, verified (AEAD tag and keyed hash), into out.
  * CAIRN_ENOTFOUND if no index names it; CAIRN_ECORRUPT if it fails
  * verification (the message names the pack). */
@@ -153,6 +158,16 @@ int repo_rebuild_index(struct repo *r, struct cairn_err *err);
 int cache_each_blob_of(struct repo *r,
 		       int (*cb)(void *arg, const struct index_entry *e),
 		       void *arg, struct cairn_err *err);
+
+/* Reads and opens one index object (`name`: 64 hex digits); *out is
+ * malloc'd (caller frees).  CAIRN_ECORRUPT when it is damaged,
+ * CAIRN_ENOTFOUND when it is gone. */
+int repo_index_read(struct repo *r, const char *name, struct index_entry **out,
+		    size_t *n, struct cairn_err *err);
+/* Writes entries e[0..n) as a new index object, durably (the cache is not
+ * told: callers rebuild it); sets its name. */
+int repo_index_write(struct repo *r, const struct index_entry *e, size_t n,
+		     char name[65], struct cairn_err *err);
 
 /* ---- snapshots -------------------------------------------------------- */
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# t_prune.sh — retention and prune on plain file backups: forget --dry-run
+# changes nothing; forget --keep-last 2 leaves two snapshots; prune shrinks
+# the repository, check --read-data passes and the kept snapshots restore
+# byte-identical; --max-unused 0 repacks; prune killed with kill -9 at
+# random points leaves a repository that passes check (after unlock
+# --stale) and whose kept snapshots restore; prune is refused while a
+# backup holds its lock, naming the holder.
+source "${CAIRN_TESTLIB:-$(dirname "$0")/lib.sh}"
+
+SRC=$SCRATCH/src
+DIG=$SCRATCH/digests
+mkdir -p "$DIG"
+
+expect_rc 0 cairn init
+ok "init"
+
+# A backup of SRC; remembers the tree's digest under the snapshot id.
+backup_src() {
+	expect_rc 0 cairn backup "$SRC"
+	local id
+	id=$(cairn snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+	tree_digest "$SRC" >"$DIG/$id"
+}
+
+# Changes a third of SRC: new content for some files, some files removed.
+change_src() { # seed
+	local seed=$1 i=0 f
+	for f in "$SRC"/medium/*.bin "$SRC"/large/*.bin; do
+		if ((i % 3 == seed % 3)); then
+			rand_bytes "$(stat -c %s "$f")" "chg-$seed-$i" >"$f"
+		fi
+		i=$((i + 1))
+	done
+	rm -rf "$SRC/small/g$((seed % 7))"
+	rand_bytes 300000 "new-$seed" >"$SRC/new-$seed.bin"
+}
+
+snap_ids() { cairn snapshots --json | python3 -c 'import json,sys; print("\n".join(s["id"] for s in json.load(sys.stdin)))'; }
+
+# Every snapshot restores, identical to the tree it was taken from.
+restore_all() { # what
+	local id n=0
+	for id in $(snap_ids); do
+		rm -rf "$SCRATCH/r"
+		expect_rc 0 cairn restore "$id" --target "$SCRATCH/r"
+		[[ -f $DIG/$id ]] || fail "no digest for snapshot $id"
+		[[ $(tree_digest "$SCRATCH/r$SRC") == "$(cat "$DIG/$id")" ]] ||
+			fail "$1: snapshot ${id:0:8} does not restore identical"
+		n=$((n + 1))
+	done
+	rm -rf "$SCRATCH/r"
+	ok "$1: all $n snapshots restore identical"
+}
+
+make_tree "$SRC" 12
+backup_src
+for s in 1 2 3; do
+	change_src "$s"
+	backup_src
+done
+[[ $(snap_ids | wc -l) == 4 ]] || fail "expected 4 snapshots"
+ok "four backups with changes"
+
+# ---- forget ------------------------------------------------------------------
+before=$(find "$CAIRN_REPOSITORY" -type f | sort | sha256sum)
+expect_rc 0 cairn forget --keep-last 2 --dry-run
+expect_stdout_grep 'keep .*last'
+expect_stdout_grep 'remove '
+[[ $(snap_ids | wc -l) == 4 ]] || fail "forget --dry-run removed snapshots"
+[[ $(find "$CAIRN_REPOSITORY" -type f | sort | sha256sum) == "$before" ]] ||
+	fail "forget --dry-run changed the repository"
+ok "forget --keep-last 2 --dry-run lists keep/remove and changes nothing"
+
+expect_rc 2 cairn forget
+expect_rc 2 cairn forget --keep-last 0
+expect_rc 2 cairn prune --max-unused 200
+ok "usage errors: forget needs a policy, --keep-last 0, --max-unused 200"
+
+expect_rc 0 cairn forget --keep-last 2 --json
+is_json "$LAST_OUT" || fail "forget --json is not JSON: $(cat "$LAST_OUT")"
+[[ $(snap_ids | wc -l) == 2 ]] || fail "forget --keep-last 2 left $(snap_ids | wc -l) snapshots"
+ok "forget --keep-last 2 leaves two snapshots (JSON output parses)"
+
+# ---- prune -------------------------------------------------------------------
+size0=$(repo_bytes)
+expect_rc 0 cairn prune --dry-run
+[[ $(repo_bytes) == "$size0" ]] || fail "prune --dry-run changed the repository's size"
+ok "prune --dry-run deletes nothing"
+
+expect_rc 0 cairn prune --json
+is_json "$LAST_OUT" || fail "prune --json is not JSON"
+size1=$(repo_bytes)
+((size1 < size0)) || fail "prune did not shrink the repository ($size0 -> $size1)"
+echo "# repository: $size0 -> $size1 bytes"
+ok "prune shrinks the repository"
+expect_rc 0 cairn check --read-data
+ok "check --read-data passes after prune"
+restore_all "after prune"
+
+# New garbage, partly inside packs that stay in use.
+change_src 4
+backup_src
+expect_rc 0 cairn forget --keep-last 2
+expect_rc 0 cairn prune --max-unused 100 --json
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["packs_repacked"]==0, v' "$LAST_OUT" ||
+	fail "prune --max-unused 100 repacked: $(cat "$LAST_OUT")"
+size1=$(repo_bytes)
+expect_rc 0 cairn prune --max-unused 0 --json
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["packs_repacked"]>0 and v["blobs_repacked"]>0, v' "$LAST_OUT" ||
+	fail "prune --max-unused 0 repacked nothing: $(cat "$LAST_OUT")"
+size2=$(repo_bytes)
+((size2 < size1)) || fail "repacking did not shrink the repository ($size1 -> $size2)"
+expect_rc 0 cairn check --read-data
+restore_all "after repacking"
+# A second run has nothing left to do.
+expect_rc 0 cairn prune --max-unused 0 --json
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["packs_repacked"]==0 and v["packs_deleted"]==0, v' "$LAST_OUT" ||
+	fail "a second prune still found work: $(cat "$LAST_OUT")"
+ok "prune --max-unused 0 repacks partly used packs; a second run finds nothing"
+
+# ---- prune killed with kill -9 --------------------------------------------------
+killed=0
+for k in 1 2 3 4 5 6 7 8 9 10; do
+	change_src "$((k + 10))"
+	backup_src
+	expect_rc 0 cairn forget --keep-last 2
+	"$CAIRN_BIN" prune --max-unused 0 >"$SCRATCH/prune.out" 2>&1 &
+	pid=$!
+	# A random point in the first ~0.6 s (a prune here takes about that).
+	sleep "0.$((RANDOM % 6))$((RANDOM % 10))"
+	if kill -9 "$pid" 2>/dev/null; then
+		killed=$((killed + 1))
+	fi
+	wait "$pid" 2>/dev/null || true
+	expect_rc 0 cairn unlock --stale
+	expect_rc 0 cairn check
+	restore_all "prune killed ($k)"
+done
+echo "# $killed of 10 prunes were killed while running"
+((killed > 0)) || fail "no prune was still running when killed: the kill test tested nothing"
+expect_rc 0 cairn prune --max-unused 0
+expect_rc 0 cairn check --read-data
+restore_all "a full prune after the killed ones"
+ok "prune killed with kill -9 at random points: check passes, snapshots restore"
+
+# ---- a writer holds its lock: prune refuses, naming it ------------------------
+rm -f "$SCRATCH/fifo"
+mkfifo "$SCRATCH/fifo"
+"$CAIRN_BIN" backup --stdin --stdin-name held <"$SCRATCH/fifo" >"$SCRATCH/held.out" 2>&1 &
+held=$!
+exec 3>"$SCRATCH/fifo"
+printf 'bytes\n' >&3
+for ((i = 0; i < 200; i++)); do
+	[[ -n $(ls "$CAIRN_REPOSITORY/locks" 2>/dev/null) ]] && break
+	sleep 0.05
+done
+expect_rc 1 cairn prune
+expect_stderr_grep "$(hostname)"
+expect_stderr_grep "pid $held|$held"
+ok "prune refuses while a backup holds its lock, naming host and pid"
+exec 3>&-
+wait "$held" || fail "the held backup failed: $(cat "$SCRATCH/held.out")"
+expect_rc 0 cairn prune
+expect_rc 0 cairn check
+ok "prune runs once the backup is done"
+
+finish
