@@ -324,7 +324,7 @@ static int list_pack(void *arg, const char *key, uint64_t size)
 {
 	struct pr *p = arg;
 	uint8_t id[32];
-	struct pk *k;
+	struct pk *k = NULL;
 	const char *slash = strrchr(key, '/');
 	if (!slash || hex_decode(id, 32, slash + 1) != 0)
 		return 0; /* not a pack name */
