@@ -3,10 +3,11 @@
  * backend from a repository location.
  *
  * Locations: "/abs/path", "relative/path" and "file:///abs/path" go to the
- * local backend; "s3://bucket/prefix" is reserved for the S3 backend (not
- * written yet: its branch below is where it plugs in); any other
+ * local backend; "s3://bucket/prefix" to the S3 backend (storage_s3.c;
+ * the prefix is optional, slashes around it are dropped); any other
  * "scheme://" is a usage error naming the scheme.  No percent-decoding is
- * done on file:// URLs: the part after "file://" is the path as written.
+ * done on file:// or s3:// URLs: what follows "file://" is the path, and
+ * the bucket and prefix are taken as written.
  */
 #include "repo/storage.h"
 
@@ -83,11 +84,37 @@ static size_t url_scheme_len(const char *url)
 	return strncmp(url + i, "://", 3) == 0 ? i : 0;
 }
 
+/* "s3://BUCKET[/PREFIX]": `rest` is what follows "s3://". */
+static int open_s3(struct storage **out, const char *url, const char *rest, int create,
+		   const struct storage_opts *opts, struct cairn_err *err)
+{
+	const char *slash = strchr(rest, '/');
+	size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (blen == 0)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "repository location %s: no bucket (use s3://BUCKET/PREFIX)",
+				     url);
+	const char *p = slash ? slash + 1 : "";
+	while (*p == '/')
+		p++;
+	size_t plen = strlen(p);
+	while (plen > 0 && p[plen - 1] == '/')
+		plen--;
+	char *bucket = strndup(rest, blen), *prefix = strndup(p, plen);
+	int rc;
+	if (!bucket || !prefix)
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "opening repository %s: out of memory", url);
+	else
+		rc = storage_s3_open(out, url, bucket, prefix, create, opts, err);
+	free(bucket);
+	free(prefix);
+	return rc;
+}
+
 int storage_open(struct storage **out, const char *url, int create,
 		 const struct storage_opts *opts, struct cairn_err *err)
 {
 	*out = NULL;
-	(void)opts; /* only the S3 backend has settings (storage_s3.c) */
 	if (!url || !url[0])
 		return cairn_err_set(err, CAIRN_EUSAGE, "repository location is empty");
 
@@ -118,9 +145,7 @@ int storage_open(struct storage **out, const char *url, int create,
 		return 0;
 	}
 	if (slen == 2 && strncasecmp(url, "s3", 2) == 0)
-		return cairn_err_set(err, CAIRN_EUSAGE,
-				     "repository location %s: S3 backend not available yet",
-				     url);
+		return open_s3(out, url, rest, create, opts, err);
 	return cairn_err_set(err, CAIRN_EUSAGE,
 			     "repository location %s: unknown scheme \"%.*s\" "
 			     "(use a path, file:///path or s3://bucket/prefix)",

@@ -117,18 +117,35 @@ struct storage_opts {
 
 /* Opens a repository location.  "/path", "file:///path" or a relative path:
  * the local backend (the folder need not exist yet: `create` makes it, else
- * CAIRN_ENOREPO when it is missing).  Other schemes: CAIRN_EUSAGE naming
- * the scheme.  On success *out is owned by the caller (storage_close). */
+ * CAIRN_ENOREPO when it is missing).  "s3://BUCKET[/PREFIX]": the S3
+ * backend (opts->s3_endpoint is required: CAIRN_EUSAGE naming
+ * --s3-endpoint and CAIRN_S3_ENDPOINT without it).  Other schemes:
+ * CAIRN_EUSAGE naming the scheme.  On success *out is owned by the caller
+ * (storage_close). */
 int storage_open(struct storage **out, const char *url, int create,
 		 const struct storage_opts *opts, struct cairn_err *err);
 
-/* The S3 backend (storage_s3.c): bucket and key prefix ("" or "a/b"),
- * from "s3://BUCKET/PREFIX".  Credentials from AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.  `create` makes the bucket
- * when it does not exist. */
+/* The S3 backend (storage_s3.c, which describes the protocol): `bucket`
+ * and key prefix `prefix` ("" or "a/b", without a leading or trailing '/'),
+ * from "s3://BUCKET/PREFIX"; `url` is kept for messages.  Credentials from
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.  Checks
+ * that the bucket answers: CAIRN_ENOREPO when it does not exist (`create`
+ * makes it instead), CAIRN_EIO naming the bucket and the credentials on
+ * "access denied", CAIRN_EUSAGE for a missing endpoint or credentials or
+ * an invalid name.  One difference from the contract above: a put of the
+ * very bytes that a key already holds returns 0, not CAIRN_EEXIST (S3
+ * cannot tell it from this put's own earlier attempt whose answer was
+ * lost; storage_s3.c explains). */
 int storage_s3_open(struct storage **out, const char *url, const char *bucket,
 		    const char *prefix, int create, const struct storage_opts *opts,
 		    struct cairn_err *err);
+
+/* Deletes `n` keys of an S3 storage handle with DeleteObjects, up to 1000
+ * per request.  Unlike storage_del, a missing key is no error (S3 does not
+ * say which were missing).  0, CAIRN_EUSAGE when `s` is not an S3 handle
+ * or a key is invalid, else the first failure, naming its key. */
+int storage_s3_delete_many(struct storage *s, const char *const *keys, size_t n,
+			   struct cairn_err *err);
 
 /* The local filesystem backend rooted at `root` (see storage_local.c for the
  * durability protocol).  `create` makes the root folder if missing. */
