@@ -33,8 +33,10 @@ expect_rc 0 env CAIRN_CACHE_DIR="$SCRATCH/cache2" "$CAIRN_BIN" check --read-data
 [[ $(read_count) == 0 ]] || fail "another host does not see the scrub state"
 ok "the scrub state is shared through the repository"
 
-# Damage one pack: exactly one slice finds it.
-victim=$(find "$CAIRN_REPOSITORY/packs" -type f | head -1)
+# Damage one data pack (the largest: a damaged tree pack would break
+# every run's structure walk, not only the slice that reads it): exactly
+# one slice finds it.
+victim=$(find "$CAIRN_REPOSITORY/packs" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 printf '\x77' | dd of="$victim" bs=1 seek=5000 conv=notrunc 2>/dev/null
 found=0
 for k in 1 2 3; do
