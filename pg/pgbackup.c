@@ -111,13 +111,14 @@ static void pgb_warn(struct pgb *b, const char *fmt, ...)
 		b->o->warn(b->o->arg, msg);
 }
 
-/* First line of libpq's message, without "ERROR:  ". */
-static const char *pq_msg(PGconn *c, PGresult *res, char *buf, size_t n)
+const char *pg_pq_msg(PGconn *c, const PGresult *res, char *buf, size_t n)
 {
-	const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(c);
+	const char *m = res ? PQresultErrorMessage(res) : NULL;
 	if (!m || !*m)
-		m = PQerrorMessage(c);
-	if (!strncmp(m, "ERROR:  ", 8))
+		m = c ? PQerrorMessage(c) : "out of memory";
+	if (!m || !*m)
+		m = "unknown error";
+	if (!strncmp(m, "ERROR:  ", 8) || !strncmp(m, "FATAL:  ", 8))
 		m += 8;
 	snprintf(buf, n, "%s", m);
 	buf[strcspn(buf, "\n")] = '\0';
@@ -134,7 +135,7 @@ static int query1(struct pgb *b, const char *sql, int nparams, const char *const
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		b->denied = state && !strcmp(state, "42501");
 		int rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL: %s",
-				       pq_msg(b->conn, res, m, sizeof(m)));
+				       pg_pq_msg(b->conn, res, m, sizeof(m)));
 		PQclear(res);
 		return rc;
 	}
@@ -148,7 +149,7 @@ static int pg_connect(struct pgb *b, struct cairn_err *err)
 	b->conn = PQconnectdb(b->o->conninfo ? b->o->conninfo : "");
 	if (!b->conn || PQstatus(b->conn) != CONNECTION_OK)
 		return cairn_err_set(err, CAIRN_EIO, "cannot connect to PostgreSQL: %s",
-				     pq_msg(b->conn, NULL, m, sizeof(m)));
+				     pg_pq_msg(b->conn, NULL, m, sizeof(m)));
 	PQsetNoticeProcessor(b->conn, NULL, NULL);
 	return 0;
 }

@@ -13,6 +13,8 @@
 #ifndef CAIRN_PGBACKUP_H
 #define CAIRN_PGBACKUP_H
 
+#include <libpq-fe.h>
+
 #include "repo/fs.h"
 #include "pg/pgfmt.h"
 
@@ -48,6 +50,10 @@ struct pg_backup_result {
 int pg_backup_run(struct repo *r, const struct pg_backup_opts *o,
 		  struct snapshot *s, struct pg_backup_result *res,
 		  struct cairn_err *err);
+
+/* The first line of libpq's error for `res` (or the connection; c may be
+ * NULL), without its "ERROR:  "/"FATAL:  " prefix, in buf. */
+const char *pg_pq_msg(PGconn *c, const PGresult *res, char *buf, size_t n);
 
 /* Reads PGDATA/global/pg_control. */
 int pg_read_control(const char *pgdata, struct pg_control *ctl,

@@ -132,21 +132,6 @@ static void progress(struct rb *b, int force)
 	b->o->progress(b->o->arg, b->bytes, b->files);
 }
 
-/* First line of libpq's message, without "ERROR:  " or "FATAL:  ". */
-static const char *pq_msg(PGconn *c, const PGresult *res, char *buf, size_t n)
-{
-	const char *m = res ? PQresultErrorMessage(res) : NULL;
-	if (!m || !*m)
-		m = c ? PQerrorMessage(c) : "out of memory";
-	if (!m || !*m)
-		m = "unknown error";
-	if (!strncmp(m, "ERROR:  ", 8) || !strncmp(m, "FATAL:  ", 8))
-		m += 8;
-	snprintf(buf, n, "%s", m);
-	buf[strcspn(buf, "\n")] = '\0';
-	return buf;
-}
-
 /* ---- tar ----------------------------------------------------------------- */
 
 /* A numeric field: octal digits (leading blanks, ended by a blank or NUL),
@@ -696,7 +681,7 @@ static int connect_replication(struct rb *b, struct cairn_err *err)
 				     "cannot connect to PostgreSQL for replication: %s (the role needs the "
 				     "REPLICATION attribute, and pg_hba.conf a 'replication' line for "
 				     "this client)",
-				     pq_msg(b->conn, NULL, m, sizeof(m)));
+				     pg_pq_msg(b->conn, NULL, m, sizeof(m)));
 	PQsetNoticeReceiver(b->conn, on_notice, b);
 	return 0;
 }
@@ -713,7 +698,7 @@ static int command1(struct rb *b, const char *cmd, int cols, PGresult **out,
 		int rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL: %s failed: %s", cmd,
 				       res && PQresultStatus(res) == PGRES_TUPLES_OK
 					       ? "unexpected answer"
-					       : pq_msg(b->conn, res, m, sizeof(m)));
+					       : pg_pq_msg(b->conn, res, m, sizeof(m)));
 		PQclear(res);
 		return rc;
 	}
@@ -808,7 +793,7 @@ static int read_header(struct rb *b, struct cairn_err *err)
 		}
 		if (st != PGRES_TUPLES_OK) {
 			int rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL refused BASE_BACKUP: %s",
-					       pq_msg(b->conn, res, m, sizeof(m)));
+					       pg_pq_msg(b->conn, res, m, sizeof(m)));
 			PQclear(res);
 			return rc;
 		}
@@ -874,7 +859,7 @@ static int read_trailer(struct rb *b, struct cairn_err *err)
 				b->ck_failed = 1; /* the backup is whole; pages failed */
 			else if (!rc)
 				rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL failed the backup: %s",
-						   pq_msg(b->conn, res, m, sizeof(m)));
+						   pg_pq_msg(b->conn, res, m, sizeof(m)));
 		} else if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
 			/* Not expected: end it rather than loop. */
 			PQclear(res);
@@ -886,7 +871,7 @@ static int read_trailer(struct rb *b, struct cairn_err *err)
 	}
 	if (!rc && !have_end)
 		rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL did not send the backup's end position: %s",
-				   pq_msg(b->conn, NULL, m, sizeof(m)));
+				   pg_pq_msg(b->conn, NULL, m, sizeof(m)));
 	return rc;
 }
 
@@ -901,7 +886,7 @@ static int stream(struct rb *b, struct cairn_err *err)
 			break; /* CopyDone, or the server ended it with an error */
 		if (n < 0)
 			return cairn_err_set(err, CAIRN_EIO, "receiving the backup from PostgreSQL failed: %s",
-					     pq_msg(b->conn, NULL, m, sizeof(m)));
+					     pg_pq_msg(b->conn, NULL, m, sizeof(m)));
 		rc = copy_message(b, (const uint8_t *)data, (size_t)n, &manifest, err);
 		PQfreemem(data);
 		if (rc)
@@ -1042,7 +1027,7 @@ int pg_remote_backup_run(struct repo *r, const struct pg_backup_opts *o, struct 
 		 "TABLESPACE_MAP true )", label);
 	if (!PQsendQuery(b.conn, cmd)) {
 		rc = cairn_err_set(err, CAIRN_EIO, "PostgreSQL: cannot send BASE_BACKUP: %s",
-				   pq_msg(b.conn, NULL, val, sizeof(val)));
+				   pg_pq_msg(b.conn, NULL, val, sizeof(val)));
 		goto out;
 	}
 	rc = read_header(&b, err);
