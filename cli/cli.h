@@ -65,6 +65,8 @@ struct cli {
 	double subset_percent;
 	int64_t since_last_ns;       /* check --read-data-since-last */
 	unsigned archive_timeout;
+	uint32_t page_chunk;               /* backup --pgdata; 0: default */
+	struct fastcdc_params chunk_sizes; /* init; zeroes: defaults */
 	int use_stdin, force, read_data, ignore_unreadable, full_read;
 	int stale; /* unlock --stale */
 	/* forget, prune */
@@ -84,6 +86,8 @@ struct cli {
 int cli_fail(const struct cli *c, int rc, const struct cairn_err *e);
 /* Prints a usage error and returns EXIT_USAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "65536", "64K", "64KiB", "1M": bytes.  0, or -1 if malformed. */
+int cli_parse_size(const char *s, uint64_t *out);
 void cli_warn(void *arg, const char *msg);
 void cli_note(void *arg, const char *msg);
 void cli_progress(void *arg, uint64_t bytes, uint64_t files);

@@ -36,6 +36,7 @@ int cmd_init(struct cli *c)
 	o.kdf.opslimit = CAIRN_KDF_OPS;
 	o.kdf.memlimit = CAIRN_KDF_MEM;
 	o.host = c->host;
+	o.chunker = c->chunk_sizes;
 	rc = repo_init(&o, id, &err);
 	cli_pass_free(pass, plen);
 	if (rc)

@@ -7,6 +7,7 @@
  * line.  Exit codes: 0 success, 1 failure, 2 usage, 3 damage found.
  */
 #include "cli/cli.h"
+#include "pg/pgbackup.h"
 #include "repo/forget.h"
 
 #include <sodium.h>
@@ -20,12 +21,14 @@ static const char help_text[] =
 	"usage: cairn [global options] COMMAND [options] [arguments]\n"
 	"\n"
 	"commands:\n"
-	"  init                          create a repository\n"
+	"  init [--chunk-sizes MIN,AVG,MAX]\n"
+	"                                create a repository (chunker sizes: 16K,64K,256K)\n"
 	"  backup PATH... [--tag T] [--host H] [--ignore-unreadable] [--full-read]\n"
 	"  backup --stdin --stdin-name NAME [--tag T]\n"
 	"  backup --pgdata DIR [--pg-conn CONNINFO] [--cluster NAME] [--tag T]\n"
 	"  backup --remote --pg-conn CONNINFO [--cluster NAME] [--tag T]\n"
 	"         [--full-read] [--ignore-checksum-errors] [--archive-timeout SECONDS]\n"
+	"         [--page-chunk SIZE|off]  relation files are cut every SIZE bytes (16K)\n"
 	"                                base backup of a running PostgreSQL cluster (--remote:\n"
 	"                                over the replication protocol, no file access needed)\n"
 	"                                store paths (or standard input) as a new snapshot;\n"
@@ -133,6 +136,7 @@ enum {
 	O_PROMETHEUS, O_RD_SUBSET, O_RD_SINCE,
 	O_K_LAST, O_K_HOURLY, O_K_DAILY, O_K_WEEKLY, O_K_MONTHLY, O_K_YEARLY, O_K_WITHIN,
 	O_K_TAG, O_K_WAL_FOR, O_DRY_RUN, O_PRUNE, O_MAX_UNUSED,
+	O_PAGE_CHUNK, O_CHUNK_SIZES,
 };
 
 static const struct opt opts[] = {
@@ -194,6 +198,8 @@ static const struct opt opts[] = {
 	{"dry-run", 0, FLAG, O_DRY_RUN},
 	{"prune", 0, FLAG, O_PRUNE},
 	{"max-unused", 0, VALUE, O_MAX_UNUSED},
+	{"page-chunk", 0, VALUE, O_PAGE_CHUNK},
+	{"chunk-sizes", 0, VALUE, O_CHUNK_SIZES},
 };
 
 /* Which command-specific options each command accepts. */
@@ -206,7 +212,7 @@ static int allowed(const char *cmd, int id)
 		return id == O_TAG || id == O_HOST || id == O_STDIN || id == O_STDIN_NAME ||
 		       id == O_IGNORE_UNREADABLE || id == O_FULL_READ || id == O_PGDATA ||
 		       id == O_PG_CONN || id == O_CLUSTER || id == O_IGNORE_CHECKSUMS ||
-		       id == O_ARCHIVE_TIMEOUT || id == O_REMOTE;
+		       id == O_ARCHIVE_TIMEOUT || id == O_REMOTE || id == O_PAGE_CHUNK;
 	if (!strcmp(cmd, "info"))
 		return id == O_CLUSTER;
 	if (!strcmp(cmd, "verify-restore"))
@@ -216,7 +222,7 @@ static int allowed(const char *cmd, int id)
 	if (!strcmp(cmd, "archive-push") || !strcmp(cmd, "archive-get"))
 		return id == O_CLUSTER;
 	if (!strcmp(cmd, "init"))
-		return id == O_HOST;
+		return id == O_HOST || id == O_CHUNK_SIZES;
 	if (!strcmp(cmd, "restore"))
 		return id == O_TARGET || id == O_INCLUDE || id == O_FORCE || id == O_CLUSTER ||
 		       (id >= O_T_TIME && id <= O_DELTA);
@@ -366,6 +372,32 @@ static int set_opt(struct cli *c, int id, const char *v)
 		*(id == O_LIMIT_UP ? &c->storage.limit_upload : &c->storage.limit_download) = kib * 1024;
 		break;
 	}
+	case O_PAGE_CHUNK: {
+		uint64_t b;
+		if (!strcmp(v, "off")) {
+			c->page_chunk = PG_PAGE_CHUNK_OFF;
+			break;
+		}
+		if (cli_parse_size(v, &b) || b == 0 || b > (64u << 20))
+			return -12;
+		c->page_chunk = (uint32_t)b;
+		break;
+	}
+	case O_CHUNK_SIZES: {
+		uint64_t b[3];
+		char buf[64], *save = NULL, *tok;
+		size_t k = 0;
+		snprintf(buf, sizeof(buf), "%s", v);
+		for (tok = strtok_r(buf, ",", &save); tok && k < 3; tok = strtok_r(NULL, ",", &save))
+			if (cli_parse_size(tok, &b[k++]) || b[k - 1] > (64u << 20))
+				return -13;
+		if (k != 3 || tok)
+			return -13;
+		c->chunk_sizes.min = (uint32_t)b[0];
+		c->chunk_sizes.avg = (uint32_t)b[1];
+		c->chunk_sizes.max = (uint32_t)b[2];
+		break;
+	}
 	case O_ARCHIVE_TIMEOUT: {
 		char *end;
 		unsigned long t = strtoul(v, &end, 10);
@@ -454,6 +486,11 @@ int main(int argc, char **argv)
 			return cli_usage("--keep-within takes a duration like 7d, 12h or 1w");
 		if (src == -11)
 			return cli_usage("--max-unused takes a percentage from 0 to 100");
+		if (src == -12)
+			return cli_usage("--page-chunk takes a size like 16K (a multiple of the block "
+					 "size) or off");
+		if (src == -13)
+			return cli_usage("--chunk-sizes takes MIN,AVG,MAX like 16K,64K,256K");
 		if (src == -6)
 			return cli_usage("%s takes KiB per second (a whole number above 0)", a);
 		if (src)

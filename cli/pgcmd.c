@@ -153,6 +153,7 @@ int cmd_backup_pg(struct cli *c)
 	o.progress = cli_progress;
 	o.arg = c;
 	o.archive_timeout = c->archive_timeout;
+	o.page_chunk = c->page_chunk;
 	rc = c->remote ? pg_remote_backup_run(r, &o, &s, &res, &err)
 		       : pg_backup_run(r, &o, &s, &res, &err);
 	cli_progress_done(c);

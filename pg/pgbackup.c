@@ -19,6 +19,7 @@
  */
 #include "pg/pgbackup.h"
 #include "pg/checksum.h"
+#include "repo/io.h"
 #include "repo/wal.h"
 
 #include <ctype.h>
@@ -47,17 +48,11 @@ int pg_read_control(const char *pgdata, struct pg_control *ctl, struct cairn_err
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cairn_err_errno(err, errno, "cannot open %s", path);
-	size_t have = 0;
-	while (have < sizeof(buf)) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
+	ssize_t have = io_read_full(fd, buf, sizeof(buf));
 	close(fd);
-	int rc = pg_control_parse(buf, have, ctl, err);
+	if (have < 0)
+		return cairn_err_errno(err, errno, "cannot read %s", path);
+	int rc = pg_control_parse(buf, (size_t)have, ctl, err);
 	if (rc)
 		cairn_err_prefix(err, "%s", path);
 	return rc;
@@ -96,6 +91,7 @@ struct pgb {
 	uint64_t page_off;
 	char **tablespaces; /* "oid\tpath" */
 	size_t ntablespaces;
+	uint32_t page_chunk; /* bytes; 0: relation files are chunked like others */
 };
 
 static void pgb_warn(struct pgb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,59 +171,6 @@ static int in_list(const char *const *l, const char *s)
 	return 0;
 }
 
-/* "12345", "12345_fsm", "12345.2", "12345_vm.1": a relation fork file.
- * Sets *segno; *is_init for "_init". */
-static int relation_file(const char *name, uint32_t *segno, int *is_init)
-{
-	const char *p = name;
-	*segno = 0;
-	*is_init = 0;
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	while (isdigit((unsigned char)*p))
-		p++;
-	if (*p == '_') {
-		if (!strncmp(p, "_fsm", 4))
-			p += 4;
-		else if (!strncmp(p, "_vm", 3))
-			p += 3;
-		else if (!strncmp(p, "_init", 5)) {
-			p += 5;
-			*is_init = 1;
-		} else
-			return 0;
-	}
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		unsigned long v = strtoul(p, (char **)&p, 10);
-		if (v > UINT32_MAX / PG_SEGMENT_PAGES)
-			return 0;
-		*segno = (uint32_t)v;
-	}
-	return *p == '\0';
-}
-
-/* The folders holding relation files: global/, base/<db>/ and
- * pg_tblspc/<oid>/<version dir>/<db>/. */
-static int relation_dir(const char *rel)
-{
-	if (!strncmp(rel, "global/", 7) && !strchr(rel + 7, '/'))
-		return 1;
-	if (!strncmp(rel, "base/", 5)) {
-		const char *db = rel + 5, *slash = strchr(db, '/');
-		return slash && !strchr(slash + 1, '/');
-	}
-	if (!strncmp(rel, "pg_tblspc/", 10)) {
-		int slashes = 0;
-		for (const char *p = rel + 10; *p; p++)
-			slashes += *p == '/';
-		return slashes == 3;
-	}
-	return 0;
-}
-
 static int filter(void *arg, const char *rel, const struct stat *st)
 {
 	struct pgb *b = arg;
@@ -252,7 +195,7 @@ static int filter(void *arg, const char *rel, const struct stat *st)
 			q++;
 		uint32_t sn;
 		int ii;
-		if (*q == '_' && relation_file(q + 1, &sn, &ii))
+		if (*q == '_' && pg_relation_file(q + 1, &sn, &ii))
 			return BK_SKIP;
 	}
 	/* Tablespaces: the link in pg_tblspc is followed, its target stored. */
@@ -261,7 +204,7 @@ static int filter(void *arg, const char *rel, const struct stat *st)
 	/* Unlogged relations: only the init fork is needed. */
 	uint32_t segno;
 	int is_init;
-	if (S_ISREG(st->st_mode) && relation_file(base, &segno, &is_init) && !is_init) {
+	if (S_ISREG(st->st_mode) && pg_relation_file(base, &segno, &is_init) && !is_init) {
 		char dir[PATH_MAX], init[PATH_MAX + 32];
 		size_t dl = (size_t)(base - rel);
 		size_t digits = strspn(base, "0123456789");
@@ -274,6 +217,33 @@ static int filter(void *arg, const char *rel, const struct stat *st)
 		}
 	}
 	return BK_KEEP;
+}
+
+int pg_page_chunk(const struct pg_backup_opts *o, uint32_t blcksz, uint32_t chunk_max,
+		  uint32_t *out, struct cairn_err *err)
+{
+	uint32_t v = o->page_chunk;
+	*out = 0;
+	if (v == PG_PAGE_CHUNK_OFF)
+		return 0;
+	if (!v && blcksz) /* the default, in whole blocks */
+		v = (PG_PAGE_CHUNK + blcksz - 1) / blcksz * blcksz;
+	if (!blcksz || v % blcksz || v > chunk_max)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "--page-chunk %u: must be a multiple of the cluster's block "
+				     "size (%u) and at most the repository's largest chunk (%u)",
+				     v, blcksz, chunk_max);
+	*out = v;
+	return 0;
+}
+
+/* Relation files are changed a page at a time, in place: cut them at
+ * fixed offsets, page_chunk bytes apart (section 13 of FORMAT.md). */
+static uint32_t fixed_chunk(void *arg, const char *rel)
+{
+	struct pgb *b = arg;
+	uint32_t segno;
+	return b->page_chunk && pg_relation_path(rel, &segno) ? b->page_chunk : 0;
 }
 
 /* ---- checksums ------------------------------------------------------------ */
@@ -316,15 +286,8 @@ static int on_data(void *arg, const char *rel, uint64_t off, const uint8_t *p, s
 	if (!b->checksums)
 		return 0;
 	if (off == 0 || strcmp(rel, b->cur_rel) != 0) {
-		int is_init;
-		const char *base = strrchr(rel, '/');
-		char dir[PATH_MAX];
-		size_t dl = base ? (size_t)(base - rel) + 1 : 0;
 		snprintf(b->cur_rel, sizeof(b->cur_rel), "%s", rel);
-		memcpy(dir, rel, dl);
-		dir[dl] = '\0';
-		b->cur_is_rel = base && relation_dir(dir) &&
-				relation_file(base + 1, &b->cur_segno, &is_init);
+		b->cur_is_rel = pg_relation_path(rel, &b->cur_segno);
 		b->page_have = 0;
 		b->page_off = off;
 	}
@@ -548,6 +511,9 @@ int pg_backup_run(struct repo *r, const struct pg_backup_opts *o, struct snapsho
 		return rc;
 	b.wal_seg_size = ctl.xlog_seg_size;
 	b.checksums = ctl.data_checksum_version != 0;
+	rc = pg_page_chunk(o, ctl.blcksz, repo_get_chunker(r)->max, &b.page_chunk, err);
+	if (rc)
+		return rc;
 	res->checksums_enabled = b.checksums;
 	if (o->cluster)
 		snprintf(b.cluster, sizeof(b.cluster), "%s", o->cluster);
@@ -645,6 +611,7 @@ int pg_backup_run(struct repo *r, const struct pg_backup_opts *o, struct snapsho
 	bo.filter = filter;
 	bo.on_data = on_data;
 	bo.dir_done = dir_done;
+	bo.fixed_chunk = fixed_chunk;
 	bo.hook_arg = &b;
 	rc = repo_backup(r, &bo, s, err);
 	if (rc == 0 && res->checksum_errors && !o->ignore_checksum_errors)

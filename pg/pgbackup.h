@@ -26,6 +26,10 @@ struct pg_backup_opts {
 	const char *const *tags;
 	size_t ntags;
 	int full_read;          /* read every file, reuse nothing */
+	/* Relation files are cut every page_chunk bytes (a multiple of the
+	 * cluster's block size, at most the chunker's max); 0: the default,
+	 * PG_PAGE_CHUNK; PG_PAGE_CHUNK_OFF: content-defined like other files. */
+	uint32_t page_chunk;
 	int ignore_checksum_errors;
 	/* Seconds to wait for the backup's last WAL segment to reach the
 	 * repository (0: 60).  Without it the backup cannot be restored. */
@@ -34,6 +38,10 @@ struct pg_backup_opts {
 	fs_progress_fn progress;
 	void *arg;
 };
+
+/* Chosen by measurement: bench/chunk_sizes.sh, bench/RESULTS.md. */
+#define PG_PAGE_CHUNK (16u * 1024)
+#define PG_PAGE_CHUNK_OFF UINT32_MAX
 
 struct pg_backup_result {
 	uint64_t checksum_errors;
@@ -50,6 +58,12 @@ struct pg_backup_result {
 int pg_backup_run(struct repo *r, const struct pg_backup_opts *o,
 		  struct snapshot *s, struct pg_backup_result *res,
 		  struct cairn_err *err);
+
+/* The cut size for relation files that o->page_chunk asks for, given the
+ * cluster's block size and the repository's largest chunk (0: off).
+ * CAIRN_EUSAGE when it is not a whole number of blocks or too large. */
+int pg_page_chunk(const struct pg_backup_opts *o, uint32_t blcksz, uint32_t chunk_max,
+		  uint32_t *out, struct cairn_err *err);
 
 /* The first line of libpq's error for `res` (or the connection; c may be
  * NULL), without its "ERROR:  "/"FATAL:  " prefix, in buf. */

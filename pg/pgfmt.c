@@ -10,8 +10,11 @@
  * "%X" would accept signs, spaces and overflow.
  */
 #include "pg/pgfmt.h"
+#include "pg/checksum.h"
 
 #include <assert.h>
+#include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -745,4 +748,73 @@ int pg_backup_label_parse(const char *text, size_t len,
 				     what);
 	*out = b;
 	return 0;
+}
+
+/* ---- relation files ------------------------------------------------------ */
+
+/* "12345", "12345_fsm", "12345.2", "12345_vm.1": a relation fork file.
+ * Sets *segno; *is_init for "_init". */
+int pg_relation_file(const char *name, uint32_t *segno, int *is_init)
+{
+	const char *p = name;
+	*segno = 0;
+	*is_init = 0;
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '_') {
+		if (!strncmp(p, "_fsm", 4))
+			p += 4;
+		else if (!strncmp(p, "_vm", 3))
+			p += 3;
+		else if (!strncmp(p, "_init", 5)) {
+			p += 5;
+			*is_init = 1;
+		} else
+			return 0;
+	}
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		unsigned long v = strtoul(p, (char **)&p, 10);
+		if (v > UINT32_MAX / PG_SEGMENT_PAGES)
+			return 0;
+		*segno = (uint32_t)v;
+	}
+	return *p == '\0';
+}
+
+/* The folders holding relation files: global/, base/<db>/ and
+ * pg_tblspc/<oid>/<version dir>/<db>/. */
+int pg_relation_dir(const char *rel)
+{
+	if (!strncmp(rel, "global/", 7) && !strchr(rel + 7, '/'))
+		return 1;
+	if (!strncmp(rel, "base/", 5)) {
+		const char *db = rel + 5, *slash = strchr(db, '/');
+		return slash && !strchr(slash + 1, '/');
+	}
+	if (!strncmp(rel, "pg_tblspc/", 10)) {
+		int slashes = 0;
+		for (const char *p = rel + 10; *p; p++)
+			slashes += *p == '/';
+		return slashes == 3;
+	}
+	return 0;
+}
+
+/* rel ("base/5/16384.1") is a relation fork file in a relation folder. */
+int pg_relation_path(const char *rel, uint32_t *segno)
+{
+	int is_init;
+	const char *base = strrchr(rel, '/');
+	char dir[PATH_MAX];
+	size_t dl = base ? (size_t)(base - rel) + 1 : 0;
+	if (!base || dl >= sizeof(dir))
+		return 0;
+	memcpy(dir, rel, dl);
+	dir[dl] = '\0';
+	return pg_relation_dir(dir) && pg_relation_file(base + 1, segno, &is_init);
 }

@@ -280,4 +280,14 @@ struct pg_backup_label {
 int pg_backup_label_parse(const char *text, size_t len,
 			  struct pg_backup_label *out, struct cairn_err *err);
 
+/* Relation files (what a base backup verifies page by page and cairn cuts
+ * at fixed offsets).  pg_relation_file: `name` is a fork file ("12345",
+ * "12345_fsm", "12345.2", "12345_vm.1"; sets *segno, and *is_init for
+ * "_init").  pg_relation_dir: `rel` ("base/5/", with its trailing '/') is
+ * global/, base/<db>/ or pg_tblspc/<oid>/<version dir>/<db>/.
+ * pg_relation_path: both, for a data-folder-relative path. */
+int pg_relation_file(const char *name, uint32_t *segno, int *is_init);
+int pg_relation_dir(const char *rel);
+int pg_relation_path(const char *rel, uint32_t *segno);
+
 #endif

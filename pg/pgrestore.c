@@ -355,6 +355,50 @@ static int only_cluster(struct repo *r, char *out, size_t n, struct cairn_err *e
 	return rc;
 }
 
+/* Durability of what a restore wrote: fsync of one file, of the folder
+ * holding a path, and syncfs of the filesystem holding a folder. */
+static int sync_file(const char *path, struct cairn_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return cairn_err_errno(err, e, "cannot sync %s", path);
+	}
+	close(fd);
+	return 0;
+}
+
+static int sync_parent(const char *path, struct cairn_err *err)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : cairn_err_errno(err, errno, "cannot open %s", dir);
+	int rc = fsync(fd) != 0 ? cairn_err_errno(err, errno, "cannot sync %s", dir) : 0;
+	close(fd);
+	return rc;
+}
+
+static int sync_fs(const char *dir, struct cairn_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return cairn_err_errno(err, e, "cannot sync the files restored under %s", dir);
+	}
+	close(fd);
+	return 0;
+}
+
 static int check_empty(const char *dir, const char *what, int allow, struct cairn_err *err)
 {
 	DIR *d = opendir(dir);
@@ -628,12 +672,29 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 	if (rc)
 		goto out;
 
-	/* Everything checks: now write. */
+	/* Everything checks: now write.  global/pg_control comes last, after
+	 * everything else (recovery settings included) is durable: until it
+	 * exists PostgreSQL refuses to start on the folder, so a restore that
+	 * is interrupted (kill, crash, full disk) leaves a folder nobody can
+	 * start by mistake, and `restore --delta` completes it.  A folder that
+	 * had one (--delta, --force) loses it first. */
+	static const char *const control[] = {"global/pg_control"};
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/global/pg_control", o->target_dir);
+	if (unlink(path) != 0 && errno != ENOENT) {
+		rc = cairn_err_errno(err, errno, "cannot remove %s", path);
+		goto out;
+	}
+	rc = sync_parent(path, err);
+	if (rc)
+		goto out;
 	struct restore_opts ro;
 	memset(&ro, 0, sizeof(ro));
 	ro.target = o->target_dir;
 	ro.overwrite = o->force;
 	ro.delta = o->delta;
+	ro.excludes = control;
+	ro.nexcludes = 1;
 	ro.map_from = (const char *const *)map_from;
 	ro.map_to = (const char *const *)map_to;
 	ro.nmaps = nmaps;
@@ -652,7 +713,6 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 	node_free(&root);
 	/* The links in pg_tblspc are made already; PostgreSQL would remake
 	 * them from tablespace_map, to the old places. */
-	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/tablespace_map", o->target_dir);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		rc = cairn_err_errno(err, errno, "cannot remove %s", path);
@@ -664,6 +724,28 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 		goto out;
 	}
 	rc = write_recovery(o, &s, time_norm, uid, gid, err);
+	for (size_t i = 0; i < nmaps && !rc; i++)
+		rc = sync_fs(map_to[i], err);
+	rc = rc ? rc : sync_fs(o->target_dir, err);
+	if (rc)
+		goto out;
+	struct restore_stats st2;
+	ro.excludes = NULL;
+	ro.nexcludes = 0;
+	ro.includes = control;
+	ro.nincludes = 1;
+	rc = repo_restore(r, &s, &ro, &st2, err);
+	res->st.files += st2.files;
+	res->st.bytes += st2.bytes;
+	res->st.damaged += st2.damaged;
+	if (rc == CAIRN_ENOTFOUND)
+		rc = cairn_err_set(err, CAIRN_ECORRUPT,
+				   "snapshot %.8s has no global/pg_control: it is not a base backup", s.name);
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/global/pg_control", o->target_dir);
+		rc = sync_file(path, err);
+	}
+	rc = rc ? rc : sync_parent(path, err);
 out:
 	strlist_free(map_from, nmaps);
 	strlist_free(map_to, nmaps_to);

@@ -98,6 +98,7 @@ struct rb {
 	size_t ntablespaces;
 	uint8_t *ts_seen;       /* per tablespace: its archive came */
 	char cluster[CLUSTER_NAME_MAX + 1];
+	uint32_t page_chunk;    /* relation files are cut at fixed offsets */
 	/* checksum reports (see on_notice) */
 	uint64_t ck_blocks;     /* per-block warnings */
 	uint64_t ck_extra;      /* failures a file's total adds beyond those */
@@ -408,6 +409,9 @@ static int header(struct rb *b, struct cairn_err *err)
 		rc = tb_file_begin(b->tb, path, &m, err);
 		if (rc)
 			break;
+		uint32_t segno;
+		if (b->page_chunk && pg_relation_path(path, &segno))
+			tb_file_fixed_chunk(b->tb, b->page_chunk);
 		t->in_file = 1;
 		t->capture = b->base && !strcmp(clean, "backup_label");
 		if (t->capture)
@@ -1007,6 +1011,13 @@ int pg_remote_backup_run(struct repo *r, const struct pg_backup_opts *o, struct 
 	if (rc)
 		goto out;
 	res->checksums_enabled = !strcmp(val, "on");
+	rc = show(&b, "block_size", val, sizeof(val), err);
+	if (rc)
+		goto out;
+	rc = pg_page_chunk(o, (uint32_t)strtoul(val, NULL, 10), repo_get_chunker(r)->max,
+			   &b.page_chunk, err);
+	if (rc)
+		goto out;
 	char archive_mode[32];
 	rc = show(&b, "archive_mode", archive_mode, sizeof(archive_mode), err);
 	if (rc)

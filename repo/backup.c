@@ -2,8 +2,9 @@
  * backup.c — paths, a folder, or a stream into a snapshot.
  *
  * Folders are walked depth first with their entries sorted by name; each
- * regular file is read once, cut by the chunker, and every chunk stored as
- * a blob (repo_put_blob dedups).  A folder's tree blob is stored after its
+ * regular file is read once, cut by the chunker (or, when the fixed_chunk
+ * hook says so, at fixed offsets), and every chunk stored as a blob
+ * (repo_put_blob dedups).  A folder's tree blob is stored after its
  * entries, so the snapshot's root id is computed bottom-up (Merkle).  The
  * snapshot object is written last, by repo_snapshot_write, after every pack
  * and index it needs is durable.
@@ -92,6 +93,9 @@ static int store_stream(struct bk *b, int fd, struct node *nd, const char *path,
 			const char *rel)
 {
 	const struct fastcdc *cdc = repo_get_chunker(b->r);
+	size_t fixed = b->o->fixed_chunk ? b->o->fixed_chunk(b->o->hook_arg, rel) : 0;
+	if (fixed > cdc->max)
+		fixed = cdc->max;
 	size_t have = 0;
 	uint64_t off_read = 0;
 	int eof = 0;
@@ -123,7 +127,11 @@ static int store_stream(struct bk *b, int fd, struct node *nd, const char *path,
 		}
 		size_t off = 0;
 		while (off < have) {
-			size_t n = fastcdc_cut(cdc, b->buf + off, have - off, eof);
+			size_t n;
+			if (fixed)
+				n = have - off >= fixed ? fixed : eof ? have - off : 0;
+			else
+				n = fastcdc_cut(cdc, b->buf + off, have - off, eof);
 			if (n == 0)
 				break;
 			uint8_t id[32];

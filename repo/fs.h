@@ -64,6 +64,12 @@ struct backup_opts {
 	 * the snapshot. */
 	int (*dir_done)(void *hook_arg, const char *rel, struct tree *t,
 			struct snapshot *s, struct cairn_err *err);
+	/* Non-zero: the file is cut into pieces of exactly this many bytes
+	 * (the last one shorter) at fixed offsets, instead of content-defined
+	 * chunks.  For files changed in place at fixed offsets, such as
+	 * PostgreSQL relation files (8 KiB pages): one changed page then
+	 * costs one piece.  At most the chunker's max. */
+	uint32_t (*fixed_chunk)(void *hook_arg, const char *rel);
 	void *hook_arg;
 };
 
@@ -78,6 +84,8 @@ struct restore_opts {
 	const char *target;          /* folder; created if missing */
 	const char *const *includes; /* snapshot paths to restore (all: none) */
 	size_t nincludes;
+	const char *const *excludes; /* snapshot paths not restored (nor below) */
+	size_t nexcludes;
 	int overwrite;               /* replace existing files in target */
 	/* Delta: the target already holds a version of the snapshot; files
 	 * whose content already matches are left alone (checked by chunking

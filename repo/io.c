@@ -26,3 +26,22 @@ int io_write_all(int fd, const void *buf, size_t n)
 	}
 	return 0;
 }
+
+ssize_t io_read_full(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+	while (got < n) {
+		size_t want = n - got < IO_PIECE ? n - got : IO_PIECE;
+		ssize_t r = read(fd, p + got, want);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}

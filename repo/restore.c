@@ -195,6 +195,20 @@ static int wanted(const struct restore_opts *o, const char *p, int *below)
 	return want;
 }
 
+/* 1 if snapshot path `p` is an exclude or below one. */
+static int excluded(const struct restore_opts *o, const char *p)
+{
+	for (size_t i = 0; i < o->nexcludes; i++) {
+		const char *ex = skip_slashes(o->excludes[i]);
+		size_t el = strlen(ex);
+		while (el > 0 && ex[el - 1] == '/')
+			el--;
+		if (el && !strncmp(p, ex, el) && (p[el] == '\0' || p[el] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
 static void set_meta(struct rs *x, const char *path, const struct node *nd)
 {
 	struct timespec ts[2];
@@ -239,8 +253,9 @@ static int remove_all(const char *path)
 	return rc ? rc : rmdir(path);
 }
 
-/* Delta: 1 if the file at dst already holds exactly the node's data (same
- * size, and chunked and hashed it gives the same blob ids). */
+/* Delta: 1 if the file at dst already holds exactly the node's data: same
+ * size, and each piece of it, cut where the snapshot's blobs were cut (by
+ * the chunker or at fixed offsets), has the blob's id. */
 static int same_content(struct rs *x, const char *dst, const struct node *nd)
 {
 	struct stat st;
@@ -249,39 +264,24 @@ static int same_content(struct rs *x, const char *dst, const struct node *nd)
 	int fd = open(dst, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
-	const struct fastcdc *cdc = repo_get_chunker(x->r);
-	size_t cap = 2 * (size_t)cdc->max, have = 0, next = 0;
-	uint8_t *buf = malloc(cap);
-	int eof = 0, same = buf != NULL;
-	while (same && (!eof || have)) {
-		while (!eof && have < cap) {
-			ssize_t n = read(fd, buf + have, cap - have);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				eof = 1;
-				break;
-			}
-			have += (size_t)n;
-		}
-		size_t off = 0;
-		while (same && off < have) {
-			size_t n = fastcdc_cut(cdc, buf + off, have - off, eof);
-			if (n == 0)
-				break;
+	size_t cap = 0;
+	for (size_t i = 0; i < nd->nblobs; i++)
+		if (nd->blobs[i].len > cap)
+			cap = nd->blobs[i].len;
+	uint8_t *buf = malloc(cap ? cap : 1);
+	int same = buf != NULL;
+	for (size_t i = 0; same && i < nd->nblobs; i++) {
+		size_t want = nd->blobs[i].len;
+		same = io_read_full(fd, buf, want) == (ssize_t)want;
+		if (same) {
 			uint8_t id[32];
-			blob_id(id, repo_get_keys(x->r), BLOB_DATA, buf + off, n);
-			same = next < nd->nblobs && nd->blobs[next].len == n &&
-			       memcmp(nd->blobs[next].id, id, 32) == 0;
-			next++;
-			off += n;
+			blob_id(id, repo_get_keys(x->r), BLOB_DATA, buf, want);
+			same = memcmp(nd->blobs[i].id, id, 32) == 0;
 		}
-		memmove(buf, buf + off, have - off);
-		have -= off;
 	}
 	free(buf);
 	close(fd);
-	return same && next == nd->nblobs;
+	return same;
 }
 
 static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel,
@@ -431,7 +431,7 @@ static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel
 			rc = cairn_err_set(x->err, CAIRN_EUSAGE, "path too long: %s", crel);
 			break;
 		}
-		if (!below && !wanted(x->o, crel, &cbelow))
+		if ((!below && !wanted(x->o, crel, &cbelow)) || excluded(x->o, crel))
 			continue;
 		if (!below && cbelow)
 			x->matched++;

@@ -1297,7 +1297,7 @@ static int put_multipart(struct s3 *s, const char *key, const uint8_t *data, siz
 	struct buf q = BUF_INIT, xml = BUF_INIT, qcomplete = BUF_INIT;
 	char (*queries)[64 + 1200] = NULL;
 	uint8_t (*digests)[16] = NULL;
-	char upload_id[1024], want[48];
+	char upload_id[1024], want[56];
 	size_t part = S3_PART_SIZE, nparts;
 	int rc, started = 0;
 	req_init(&r, M_POST, key);

@@ -36,6 +36,7 @@ struct tree_builder {
 	struct tb_ent **buckets;
 	size_t nbuckets, count;
 	uint8_t *buf;            /* file data not yet cut */
+	size_t fixed;            /* the open file is cut every `fixed` bytes */
 	size_t bufsize, have;
 	struct tb_ent *open;     /* the file being written, or NULL */
 	int failed;              /* sticky error code */
@@ -387,6 +388,15 @@ int tb_file_begin(struct tree_builder *tb, const char *path, const struct tb_met
 		return rc;
 	tb->open = ent;
 	tb->have = 0;
+	tb->fixed = 0;
+	return 0;
+}
+
+int tb_file_fixed_chunk(struct tree_builder *tb, uint32_t size)
+{
+	if (!tb->open)
+		return CAIRN_EUSAGE;
+	tb->fixed = size < repo_get_chunker(tb->r)->max ? size : repo_get_chunker(tb->r)->max;
 	return 0;
 }
 
@@ -399,7 +409,11 @@ static int cut(struct tree_builder *tb, int final, struct cairn_err *err)
 	size_t off = 0;
 	int rc = 0;
 	while (off < tb->have) {
-		size_t n = fastcdc_cut(cdc, tb->buf + off, tb->have - off, final);
+		size_t n, left = tb->have - off;
+		if (tb->fixed)
+			n = left >= tb->fixed ? tb->fixed : final ? left : 0;
+		else
+			n = fastcdc_cut(cdc, tb->buf + off, left, final);
 		if (n == 0)
 			break;
 		uint8_t id[32];

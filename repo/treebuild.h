@@ -80,6 +80,10 @@ int tb_file_begin(struct tree_builder *tb, const char *path,
 int tb_file_write(struct tree_builder *tb, const void *data, size_t len,
 		  struct cairn_err *err);
 int tb_file_end(struct tree_builder *tb, struct cairn_err *err);
+/* The open file is cut every `size` bytes (at most the chunker's max) at
+ * fixed offsets instead of by the chunker, as backup_opts.fixed_chunk.
+ * Call right after tb_file_begin.  0, or CAIRN_EUSAGE with no file open. */
+int tb_file_fixed_chunk(struct tree_builder *tb, uint32_t size);
 
 /* Stores every tree, children before parents, and writes the root tree's
  * id.  A file still open is a usage error.  After it (success or not) the
