@@ -164,8 +164,14 @@ static int reusable(struct bk *b, const struct node *p, const struct node *nd,
 	if (p->mtime_ns >= b->o->parent->time_ns - REUSE_MARGIN_NS ||
 	    p->ctime_ns >= b->o->parent->time_ns - REUSE_MARGIN_NS)
 		return 0; /* changed too close to when the parent read it */
-	/* Every blob must still be indexed in a pack that exists (it is,
-	 * unless the repository was damaged): otherwise read the file. */
+	/* Every blob (and the list blob of a list-form file) must still be
+	 * indexed in a pack that exists (it is, unless the repository was
+	 * damaged): otherwise read the file.  The parent's tree is ours, so
+	 * its node may have its blob list filled in. */
+	struct cairn_err le;
+	if (p->has_list && (repo_has_blob(b->r, BLOB_TREE, p->list_id, &le) != 1 ||
+			    repo_node_blobs(b->r, (struct node *)p, &le) != 0))
+		return 0;
 	for (size_t i = 0; i < p->nblobs; i++) {
 		struct cairn_err e;
 		if (repo_has_blob(b->r, BLOB_DATA, p->blobs[i].id, &e) != 1)
@@ -176,6 +182,13 @@ static int reusable(struct bk *b, const struct node *p, const struct node *nd,
 
 static int save_path(struct bk *b, const char *path, const char *rel, const char *name,
 		     const struct node *pnode, struct node *nd, int *skip);
+
+/* The parent's node a new blob list may be patched over: a file of the
+ * parent snapshot (reuse on), whatever its content. */
+static const struct node *reuse_base(const struct bk *b, const struct node *p)
+{
+	return b->reuse && p && p->type == NODE_FILE ? p : NULL;
+}
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -349,13 +362,14 @@ static int save_path(struct bk *b, const char *path, const char *rel, const char
 	nd->type = NODE_FILE;
 	b->s->stats.files++;
 	if (reusable(b, pnode, nd, &st)) {
-		for (size_t i = 0; i < pnode->nblobs; i++)
-			if (node_add_blob(nd, pnode->blobs[i].id, pnode->blobs[i].len))
-				return cairn_err_set(b->err, CAIRN_ENOMEM, "out of memory");
+		if (node_copy_blobs(nd, pnode))
+			return cairn_err_set(b->err, CAIRN_ENOMEM, "out of memory");
 		nd->size = pnode->size;
 		b->s->stats.blobs += pnode->nblobs;
 		b->s->stats.reused_bytes += pnode->size;
 		b->s->stats.logical_bytes += pnode->size;
+		node_release_blobs(nd);
+		node_release_blobs((struct node *)pnode);
 		return 0;
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
@@ -369,7 +383,13 @@ static int save_path(struct bk *b, const char *path, const char *rel, const char
 	}
 	rc = store_stream(b, fd, nd, path, rel);
 	close(fd);
-	return rc < 0 ? rc : 0;
+	if (rc < 0)
+		return rc;
+	/* A long blob list goes to a list blob, or a patch over the parent's
+	 * (tree.h); the tree then holds only that. */
+	rc = repo_node_store_list(b->r, nd, reuse_base(b, pnode), b->err);
+	node_release_blobs(nd);
+	return rc;
 }
 
 /* The paths given, made absolute and sorted, form a tree of components;

@@ -382,7 +382,7 @@ static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen
 		c->res->trees++;
 	int damaged = 0;
 	for (size_t i = 0; i < t.n && !*fatal; i++) {
-		const struct node *nd = &t.nodes[i];
+		struct node *nd = &t.nodes[i];
 		size_t nl = strlen(nd->name);
 		if (plen + 1 + nl >= PATH_MAX)
 			continue;
@@ -392,6 +392,23 @@ static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen
 			damaged |= walk_tree(c, nd->subtree, path, plen + 1 + nl, fatal);
 		} else if (nd->type == NODE_FILE) {
 			int fbad = 0;
+			if (nd->has_list) {
+				/* The list blob first: without it the file's blobs
+				 * are unknown. */
+				int ok = blob_ok(c, nd->list_id);
+				struct cairn_err le;
+				int lrc = ok > 0 ? repo_node_blobs(c->r, nd, &le) : 0;
+				if (ok < 0) {
+					*fatal = ok;
+				} else if (!ok || lrc == CAIRN_ECORRUPT || lrc == CAIRN_ENOTFOUND) {
+					problem(c, "snapshot %.8s: file %s: %s", c->snap, path,
+						ok ? le.msg : "its list blob is missing");
+					fbad = 1;
+				} else if (lrc) {
+					*c->err = le;
+					*fatal = lrc;
+				}
+			}
 			for (size_t j = 0; j < nd->nblobs && !*fatal; j++) {
 				int ok = blob_ok(c, nd->blobs[j].id);
 				if (ok < 0)
@@ -399,6 +416,7 @@ static int walk_tree(struct ck *c, const uint8_t id[32], char *path, size_t plen
 				else if (!ok)
 					fbad = 1;
 			}
+			node_release_blobs(nd);
 			if (fbad) {
 				problem(c, "snapshot %.8s: file %s is damaged", c->snap, path);
 				c->res->damaged_files++;

@@ -128,7 +128,8 @@ int repo_lookup_path(struct repo *r, const struct snapshot *s,
 		     const char *path, struct node *nd, struct cairn_err *err);
 
 /* Calls cb for every node at and below `path`, parents before children,
- * with the node's full path in the snapshot. */
+ * with the node's full path in the snapshot.  File nodes come with their
+ * blob lists filled in (none if a list blob is damaged or missing). */
 typedef int (*fs_walk_fn)(void *arg, const char *path, const struct node *nd);
 int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
 	      fs_walk_fn cb, void *arg, struct cairn_err *err);

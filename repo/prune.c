@@ -192,14 +192,27 @@ static int walk_tree(struct pr *p, const uint8_t id[32], const char *snap)
 		return rc;
 	}
 	for (size_t i = 0; i < t.n && rc >= 0; i++) {
-		const struct node *nd = &t.nodes[i];
+		struct node *nd = &t.nodes[i];
 		if (nd->type == NODE_DIR) {
 			rc = mark(p, nd->subtree);
 			if (rc == 1)
 				rc = walk_tree(p, nd->subtree, snap);
 		} else if (nd->type == NODE_FILE) {
+			/* A list-form file: its list blob, and every blob the list
+			 * (with its patch) names.  A list that cannot be read stops
+			 * the prune: what it names is unknown. */
+			if (nd->has_list) {
+				rc = mark(p, nd->list_id);
+				if (rc >= 0 && (rc = repo_node_blobs(p->r, nd, p->err)) != 0) {
+					cairn_err_prefix(p->err, "snapshot %.8s", snap);
+					if (rc == CAIRN_ENOTFOUND)
+						rc = CAIRN_ECORRUPT;
+					break;
+				}
+			}
 			for (size_t j = 0; j < nd->nblobs && rc >= 0; j++)
 				rc = mark(p, nd->blobs[j].id);
+			node_release_blobs(nd);
 		}
 	}
 	tree_free(&t);

@@ -933,6 +933,80 @@ int repo_get_tree(struct repo *r, const uint8_t id[32], struct tree *t,
 	return rc;
 }
 
+int repo_node_blobs(struct repo *r, struct node *nd, struct cairn_err *err)
+{
+	if (nd->type != NODE_FILE || !nd->has_list || (nd->list_count && nd->nblobs))
+		return 0;
+	struct buf b = BUF_INIT;
+	struct blob_ref *base = NULL;
+	size_t nbase = 0;
+	int rc = repo_get_blob(r, BLOB_TREE, nd->list_id, &b, err);
+	rc = rc ? rc : list_decode(b.data, b.len, &base, &nbase, err);
+	rc = rc ? rc : node_apply_list(nd, base, nbase, err);
+	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND)
+		cairn_err_prefix(err, "blob list of %s", nd->name);
+	free(base);
+	buf_free(&b);
+	return rc;
+}
+
+int repo_node_store_list(struct repo *r, struct node *nd, const struct node *prev,
+			 struct cairn_err *err)
+{
+	free(nd->patch);
+	nd->patch = NULL;
+	nd->npatch = 0;
+	nd->has_list = 0;
+	if (nd->type != NODE_FILE || nd->nblobs < TREE_LIST_MIN)
+		return 0;
+	struct buf b = BUF_INIT;
+	int rc = 0;
+	if (prev && prev->type == NODE_FILE && prev->has_list) {
+		/* Patch over prev's list blob when few entries differ. */
+		struct blob_ref *base = NULL;
+		size_t nbase = 0, nd_diff = 0, limit = nd->nblobs / 8;
+		struct cairn_err e;
+		if (repo_get_blob(r, BLOB_TREE, prev->list_id, &b, &e) == 0 &&
+		    list_decode(b.data, b.len, &base, &nbase, &e) == 0) {
+			for (size_t i = 0; i < nd->nblobs && nd_diff <= limit; i++)
+				nd_diff += i >= nbase || base[i].len != nd->blobs[i].len ||
+					   memcmp(base[i].id, nd->blobs[i].id, 32) != 0;
+			if (nd_diff <= limit) {
+				nd->patch = malloc((nd_diff ? nd_diff : 1) * sizeof(*nd->patch));
+				if (!nd->patch) {
+					free(base);
+					buf_free(&b);
+					return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+				}
+				for (size_t i = 0; i < nd->nblobs; i++)
+					if (i >= nbase || base[i].len != nd->blobs[i].len ||
+					    memcmp(base[i].id, nd->blobs[i].id, 32) != 0) {
+						nd->patch[nd->npatch].idx = i;
+						nd->patch[nd->npatch++].ref = nd->blobs[i];
+					}
+				nd->has_list = 1;
+				memcpy(nd->list_id, prev->list_id, 32);
+				nd->list_count = nd->nblobs;
+			}
+		}
+		free(base);
+		if (nd->has_list) {
+			buf_free(&b);
+			return 0;
+		}
+	}
+	rc = list_encode(nd->blobs, nd->nblobs, &b);
+	if (rc)
+		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	rc = rc ? rc : repo_put_blob(r, BLOB_TREE, b.data, b.len, nd->list_id, NULL, err);
+	if (!rc) {
+		nd->has_list = 1;
+		nd->list_count = nd->nblobs;
+	}
+	buf_free(&b);
+	return rc;
+}
+
 int repo_put_tree(struct repo *r, struct tree *t, uint8_t id[32],
 		  struct cairn_err *err)
 {

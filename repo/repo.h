@@ -138,6 +138,19 @@ int repo_get_tree(struct repo *r, const uint8_t id[32], struct tree *t,
 /* Encodes and stores a tree blob. */
 int repo_put_tree(struct repo *r, struct tree *t, uint8_t id[32],
 		  struct cairn_err *err);
+/* A decoded list-form file node: loads its list blob and fills nd->blobs
+ * (nothing to do for an inline node or one filled already).  0, or
+ * CAIRN_ECORRUPT / CAIRN_ENOTFOUND when the list blob is damaged, missing
+ * or does not fit the node (err names the file), or another error. */
+int repo_node_blobs(struct repo *r, struct node *nd, struct cairn_err *err);
+/* A file node just written (nd->blobs filled): chooses its form.  Fewer
+ * than TREE_LIST_MIN blobs stay inline; otherwise, if `prev` (the same
+ * file in the parent snapshot, or NULL) is in list form and the lists
+ * differ in at most 1/8 of the entries, nd becomes prev's list blob plus a
+ * patch; else the list is stored as a list blob of its own (deduplicated
+ * like any blob).  nd->blobs stay filled. */
+int repo_node_store_list(struct repo *r, struct node *nd, const struct node *prev,
+			 struct cairn_err *err);
 
 /* ---- index ------------------------------------------------------------ */
 

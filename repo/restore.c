@@ -77,13 +77,21 @@ static int walk(struct repo *r, const uint8_t tree_id[32], char *path, size_t pl
 	struct tree t = TREE_INIT;
 	int rc = repo_get_tree(r, tree_id, &t, err);
 	for (size_t i = 0; i < t.n && !rc; i++) {
-		const struct node *c = &t.nodes[i];
+		struct node *c = &t.nodes[i];
 		size_t nl = strlen(c->name);
 		if (plen + 1 + nl >= PATH_MAX)
 			continue;
 		path[plen] = '/';
 		memcpy(path + plen + 1, c->name, nl + 1);
+		struct cairn_err le;
+		int lrc = repo_node_blobs(r, c, &le);
+		if (lrc && lrc != CAIRN_ECORRUPT && lrc != CAIRN_ENOTFOUND) {
+			*err = le;
+			rc = lrc;
+			break;
+		}
 		rc = cb(arg, path, c);
+		node_release_blobs(c);
 		if (!rc && c->type == NODE_DIR)
 			rc = walk(r, c->subtree, path, plen + 1 + nl, cb, arg, err);
 		path[plen] = '\0';
@@ -105,7 +113,13 @@ int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
 	size_t len = strlen(buf);
 	while (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
-	rc = cb(arg, buf, &nd);
+	struct cairn_err le;
+	rc = repo_node_blobs(r, &nd, &le);
+	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND)
+		rc = 0;
+	else if (rc)
+		*err = le;
+	rc = rc ? rc : cb(arg, buf, &nd);
 	if (!rc && nd.type == NODE_DIR)
 		rc = walk(r, nd.subtree, buf, len == 1 ? 0 : len, cb, arg, err);
 	node_free(&nd);
@@ -115,11 +129,11 @@ int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
 /* Writes a file node's data to fd.  Returns 0, CAIRN_ECORRUPT or
  * CAIRN_ENOTFOUND for damage (err says which blob and pack), CAIRN_EIO
  * for a write failure. */
-static int write_node_data(struct repo *r, const struct node *nd, int fd,
+static int write_node_data(struct repo *r, struct node *nd, int fd,
 			   uint64_t *bytes, struct cairn_err *err)
 {
 	struct buf b = BUF_INIT;
-	int rc = 0;
+	int rc = repo_node_blobs(r, nd, err);
 	for (size_t i = 0; i < nd->nblobs && !rc; i++) {
 		rc = repo_get_blob(r, BLOB_DATA, nd->blobs[i].id, &b, err);
 		if (!rc && b.len != nd->blobs[i].len)
@@ -295,7 +309,7 @@ static const char *mapped(const struct restore_opts *o, const char *rel)
 	return NULL;
 }
 
-static int restore_node(struct rs *x, const struct node *nd, const char *rel,
+static int restore_node(struct rs *x, struct node *nd, const char *rel,
 			const char *dst, int below)
 {
 	int rc = 0;
@@ -335,7 +349,10 @@ static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 	}
 	if (!below)
 		return 0;
-	if (x->o->delta && nd->type == NODE_FILE && same_content(x, dst, nd)) {
+	struct cairn_err le;
+	if (x->o->delta && nd->type == NODE_FILE && repo_node_blobs(x->r, nd, &le) == 0 &&
+	    same_content(x, dst, nd)) {
+		node_release_blobs(nd);
 		set_meta(x, dst, nd);
 		x->st->unchanged++;
 		x->st->files++;
@@ -357,6 +374,7 @@ static int restore_node(struct rs *x, const struct node *nd, const char *rel,
 		return cairn_err_errno(x->err, errno, "cannot create %s", dst);
 	struct cairn_err e;
 	rc = write_node_data(x->r, nd, fd, &x->st->bytes, &e);
+	node_release_blobs(nd);
 	if (!rc && close(fd) != 0)
 		rc = cairn_err_errno(&e, errno, "cannot write %s", dst);
 	else if (rc)
@@ -422,7 +440,7 @@ static int restore_tree(struct rs *x, const uint8_t tree_id[32], const char *rel
 	if (x->o->delta && below)
 		rc = remove_extra(x, &t, dst);
 	for (size_t i = 0; i < t.n && !rc; i++) {
-		const struct node *c = &t.nodes[i];
+		struct node *c = &t.nodes[i];
 		char crel[PATH_MAX], cdst[PATH_MAX];
 		int cbelow = below;
 		if (snprintf(crel, sizeof(crel), "%s%s%s", rel, *rel ? "/" : "", c->name) >=

@@ -5,6 +5,10 @@
 #include <string.h>
 
 #define TREE_VERSION 1
+#define TREE_VERSION_LISTS 2
+#define LIST_MAGIC 0xC1
+#define FORM_INLINE 0
+#define FORM_LIST 1
 #define EXT_CTIME 1
 
 int tree_add(struct tree *t, struct node *nd)
@@ -45,7 +49,128 @@ void node_free(struct node *nd)
 	free(nd->name);
 	free(nd->target);
 	free(nd->blobs);
+	free(nd->patch);
 	memset(nd, 0, sizeof(*nd));
+}
+
+int node_copy_blobs(struct node *dst, const struct node *src)
+{
+	for (size_t i = 0; i < src->nblobs; i++)
+		if (node_add_blob(dst, src->blobs[i].id, src->blobs[i].len))
+			return CAIRN_ENOMEM;
+	dst->has_list = src->has_list;
+	if (!src->has_list)
+		return 0;
+	memcpy(dst->list_id, src->list_id, 32);
+	dst->list_count = src->list_count;
+	if (src->npatch) {
+		dst->patch = malloc(src->npatch * sizeof(*dst->patch));
+		if (!dst->patch)
+			return CAIRN_ENOMEM;
+		memcpy(dst->patch, src->patch, src->npatch * sizeof(*dst->patch));
+		dst->npatch = src->npatch;
+	}
+	return 0;
+}
+
+void node_release_blobs(struct node *nd)
+{
+	if (!nd->has_list)
+		return;
+	free(nd->blobs);
+	nd->blobs = NULL;
+	nd->nblobs = nd->blobs_cap = 0;
+}
+
+static int put_refs(struct buf *out, const struct blob_ref *v, size_t n)
+{
+	int rc = buf_put_uvar(out, n);
+	for (size_t j = 0; j < n && !rc; j++) {
+		rc = buf_append(out, v[j].id, 32);
+		rc = rc ? rc : buf_put_uvar(out, v[j].len);
+	}
+	return rc;
+}
+
+/* Appends `count` refs read from r to *v / *n (cap in *cap). */
+static int get_refs(struct rd *r, uint64_t count, struct blob_ref **v, size_t *n)
+{
+	if (count > rd_left(r) / 33)
+		return -1;
+	struct blob_ref *p = malloc((count ? count : 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	for (uint64_t j = 0; j < count && !r->bad; j++) {
+		rd_copy(r, p[j].id, 32);
+		uint64_t len = rd_uvar(r);
+		if (len > UINT32_MAX)
+			r->bad = 1;
+		p[j].len = (uint32_t)len;
+	}
+	if (r->bad) {
+		free(p);
+		return -1;
+	}
+	*v = p;
+	*n = (size_t)count;
+	return 0;
+}
+
+int list_encode(const struct blob_ref *v, size_t n, struct buf *out)
+{
+	buf_reset(out);
+	int rc = buf_put_u8(out, LIST_MAGIC);
+	return rc ? rc : put_refs(out, v, n);
+}
+
+int list_decode(const void *p, size_t n, struct blob_ref **v, size_t *nv,
+		struct cairn_err *err)
+{
+	struct rd r = rd_make(p, n);
+	*v = NULL;
+	*nv = 0;
+	if (rd_u8(&r) != LIST_MAGIC)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "list blob is malformed (not a list)");
+	uint64_t count = rd_uvar(&r);
+	if (r.bad || get_refs(&r, count, v, nv) || rd_left(&r) != 0) {
+		free(*v);
+		*v = NULL;
+		*nv = 0;
+		return cairn_err_set(err, CAIRN_ECORRUPT, "list blob is malformed");
+	}
+	return 0;
+}
+
+int node_apply_list(struct node *nd, const struct blob_ref *base, size_t nbase,
+		    struct cairn_err *err)
+{
+	node_release_blobs(nd);
+	size_t n = (size_t)nd->list_count, k = 0;
+	uint64_t total = 0;
+	struct blob_ref *v = malloc((n ? n : 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (k < nd->npatch && nd->patch[k].idx == i) {
+			v[i] = nd->patch[k++].ref;
+		} else if (i < nbase) {
+			v[i] = base[i];
+		} else {
+			free(v);
+			return cairn_err_set(err, CAIRN_ECORRUPT,
+					     "%s: entry %zu of its blob list is in neither its list "
+					     "blob nor its patch", nd->name, i);
+		}
+		total += v[i].len;
+	}
+	if (k != nd->npatch || total != nd->size) {
+		free(v);
+		return cairn_err_set(err, CAIRN_ECORRUPT,
+				     "%s: its blob list does not add up to its size", nd->name);
+	}
+	nd->blobs = v;
+	nd->nblobs = nd->blobs_cap = n;
+	return 0;
 }
 
 void tree_free(struct tree *t)
@@ -68,7 +193,10 @@ int tree_encode(struct tree *t, struct buf *out, struct cairn_err *err)
 	if (t->n > 1)
 		qsort(t->nodes, t->n, sizeof(*t->nodes), node_cmp);
 	buf_reset(out);
-	int rc = buf_put_u8(out, TREE_VERSION);
+	int lists = 0;
+	for (size_t i = 0; i < t->n; i++)
+		lists |= t->nodes[i].type == NODE_FILE && t->nodes[i].has_list;
+	int rc = buf_put_u8(out, lists ? TREE_VERSION_LISTS : TREE_VERSION);
 	rc = rc ? rc : buf_put_uvar(out, t->n);
 	for (size_t i = 0; i < t->n && !rc; i++) {
 		const struct node *nd = &t->nodes[i];
@@ -88,10 +216,23 @@ int tree_encode(struct tree *t, struct buf *out, struct cairn_err *err)
 			break;
 		switch (nd->type) {
 		case NODE_FILE:
-			rc = buf_put_uvar(out, nd->nblobs);
-			for (size_t j = 0; j < nd->nblobs && !rc; j++) {
-				rc = buf_append(out, nd->blobs[j].id, 32);
-				rc = rc ? rc : buf_put_uvar(out, nd->blobs[j].len);
+			if (lists)
+				rc = buf_put_u8(out, nd->has_list ? FORM_LIST : FORM_INLINE);
+			if (!nd->has_list) {
+				rc = rc ? rc : put_refs(out, nd->blobs, nd->nblobs);
+				break;
+			}
+			rc = rc ? rc : buf_append(out, nd->list_id, 32);
+			rc = rc ? rc : buf_put_uvar(out, nd->list_count);
+			rc = rc ? rc : buf_put_uvar(out, nd->npatch);
+			for (size_t j = 0; j < nd->npatch && !rc; j++) {
+				uint64_t prev = j ? nd->patch[j - 1].idx + 1 : 0;
+				if (nd->patch[j].idx < prev || nd->patch[j].idx >= nd->list_count)
+					return cairn_err_set(err, CAIRN_EINTERNAL,
+							     "node %s: patch out of order", nd->name);
+				rc = buf_put_uvar(out, nd->patch[j].idx - prev);
+				rc = rc ? rc : buf_append(out, nd->patch[j].ref.id, 32);
+				rc = rc ? rc : buf_put_uvar(out, nd->patch[j].ref.len);
 			}
 			break;
 		case NODE_DIR:
@@ -144,7 +285,8 @@ int tree_decode(const void *p, size_t n, struct tree *t, struct cairn_err *err)
 	struct rd r = rd_make(p, n);
 	struct node nd;
 	memset(&nd, 0, sizeof(nd));
-	if (rd_u8(&r) != TREE_VERSION)
+	uint8_t version = rd_u8(&r);
+	if (version != TREE_VERSION && version != TREE_VERSION_LISTS)
 		return cairn_err_set(err, CAIRN_ECORRUPT, "tree blob has an unknown version");
 	uint64_t count = rd_uvar(&r);
 	if (count > n)
@@ -165,15 +307,38 @@ int tree_decode(const void *p, size_t n, struct tree *t, struct cairn_err *err)
 		if (t->n > 0 && strcmp(t->nodes[t->n - 1].name, nd.name) >= 0)
 			goto bad;
 		if (nd.type == NODE_FILE) {
-			uint64_t nb = rd_uvar(&r);
-			if (nb > rd_left(&r) / 33)
-				goto bad;
-			for (uint64_t j = 0; j < nb && !r.bad; j++) {
-				uint8_t id[32];
-				rd_copy(&r, id, 32);
-				uint64_t len = rd_uvar(&r);
-				if (len > UINT32_MAX || node_add_blob(&nd, id, (uint32_t)len))
+			uint8_t form = version == TREE_VERSION ? FORM_INLINE : rd_u8(&r);
+			if (form == FORM_INLINE) {
+				uint64_t nb = rd_uvar(&r);
+				if (r.bad || get_refs(&r, nb, &nd.blobs, &nd.nblobs))
 					goto bad;
+				nd.blobs_cap = nd.nblobs;
+			} else if (form == FORM_LIST) {
+				nd.has_list = 1;
+				rd_copy(&r, nd.list_id, 32);
+				nd.list_count = rd_uvar(&r);
+				uint64_t np = rd_uvar(&r);
+				if (r.bad || np > nd.list_count || np > rd_left(&r) / 34)
+					goto bad;
+				nd.patch = malloc((np ? np : 1) * sizeof(*nd.patch));
+				if (!nd.patch)
+					goto bad;
+				uint64_t next = 0;
+				for (uint64_t j = 0; j < np && !r.bad; j++) {
+					uint64_t gap = rd_uvar(&r);
+					if (gap >= nd.list_count - next)
+						goto bad;
+					nd.patch[j].idx = next + gap;
+					next = nd.patch[j].idx + 1;
+					rd_copy(&r, nd.patch[j].ref.id, 32);
+					uint64_t len = rd_uvar(&r);
+					if (len > UINT32_MAX)
+						goto bad;
+					nd.patch[j].ref.len = (uint32_t)len;
+					nd.npatch++;
+				}
+			} else {
+				goto bad;
 			}
 		} else if (nd.type == NODE_DIR) {
 			rd_copy(&r, nd.subtree, 32);

@@ -163,9 +163,14 @@ static void ent_clear(struct tree_builder *tb, struct tb_ent *e, uint8_t type)
 		drop_kids(tb, e);
 	free(e->nd.target);
 	free(e->nd.blobs);
+	free(e->nd.patch);
 	e->nd.target = NULL;
 	e->nd.blobs = NULL;
 	e->nd.nblobs = e->nd.blobs_cap = 0;
+	e->nd.patch = NULL;
+	e->nd.npatch = 0;
+	e->nd.has_list = 0;
+	e->nd.list_count = 0;
 	e->nd.size = 0;
 	e->nd.flags = 0;
 	e->nd.type = type;
@@ -466,6 +471,16 @@ int tb_file_end(struct tree_builder *tb, struct cairn_err *err)
 	if (!tb->open)
 		return cairn_err_set(err, CAIRN_EUSAGE, "tree builder: end with no file open");
 	rc = cut(tb, 1, err);
+	if (!rc) {
+		/* A long blob list goes to a list blob (tree.h): the tree in
+		 * memory and in the repository then holds only its id. */
+		struct cairn_err e = {0, ""};
+		rc = repo_node_store_list(tb->r, &tb->open->nd, NULL, &e);
+		if (rc)
+			rc = tb_fail(tb, rc, &e, err);
+		else
+			node_release_blobs(&tb->open->nd);
+	}
 	tb->open = NULL;
 	tb->have = 0;
 	return rc;
@@ -483,7 +498,7 @@ static int store_dir(struct tree_builder *tb, struct tb_ent *e, struct cairn_err
 			rc = store_dir(tb, k, err);
 		else if (k->nd.type == NODE_FILE) {
 			tb->st.files++;
-			tb->st.blobs += k->nd.nblobs;
+			tb->st.blobs += k->nd.has_list ? k->nd.list_count : k->nd.nblobs;
 			tb->st.bytes += k->nd.size;
 		}
 		if (!rc && tree_add(&t, &k->nd))

@@ -71,6 +71,14 @@
 	"9c97170c000000000000002a0000000000000001c8fc78dfa39661b4ff081ecb" \
 	"8bd9321c989e2f27b0f2a1b83ae751c5e09d52ed0c0a000108b1680871fe9c97" \
 	"17"
+#define V_LIST "c101c8fc78dfa39661b4ff081ecb8bd9321c989e2f27b0f2a1b83ae751c5e09d52ed0c"
+#define V_LIST_ID "be15ccdce55e648448474e5b6955cb76fdcdb2e21f042df6d7c2ab3d4ddf36a3"
+#define V_TREE2 \
+	"02010100090068656c6c6f2e747874a4010000e8030000e803000015cd853dfe" \
+	"9c97170c000000000000002a0000000000000001be15ccdce55e648448474e5b" \
+	"6955cb76fdcdb2e21f042df6d7c2ab3d4ddf36a3010100c8fc78dfa39661b4ff" \
+	"081ecb8bd9321c989e2f27b0f2a1b83ae751c5e09d52ed0c0a000108b1680871" \
+	"fe9c9717"
 #define V_TREE_ID "691acda05377a431ae9869545c5551ab478710b8c9fc22c36560c30757081bbb"
 #define V_SNAP_PAYLOAD \
 	"010020000000691acda05377a431ae9869545c5551ab478710b8c9fc22c36560" \
@@ -472,6 +480,41 @@ static void test_tree(const struct repo_keys *k, uint8_t tid[32])
 	v[n - 9] = 9;
 	CHECK_RC(tree_decode(v, n, &t2, &err), CAIRN_ECORRUPT);
 	free(v);
+	buf_free(&x);
+
+	/* List form (version 2): the list blob holds the one entry; the node
+	 * names it and patches entry 0 with the same ref. */
+	struct blob_ref one;
+	memcpy(one.id, id, 32);
+	one.len = 12;
+	CHECK_RC(list_encode(&one, 1, &x), 0);
+	CHECK(x.len == 35 && hex_is(x.data, x.len, V_LIST));
+	uint8_t lid[32];
+	blob_id(lid, k, BLOB_TREE, x.data, x.len);
+	CHECK(hex_is(lid, 32, V_LIST_ID));
+	struct node *ln = &t.nodes[0];
+	ln->has_list = 1;
+	memcpy(ln->list_id, lid, 32);
+	ln->list_count = 1;
+	ln->patch = malloc(sizeof(*ln->patch));
+	CHECK(ln->patch != NULL);
+	if (ln->patch) {
+		ln->patch[0].idx = 0;
+		ln->patch[0].ref = one;
+		ln->npatch = 1;
+	}
+	CHECK_RC(tree_encode(&t, &b, &err), 0);
+	CHECK(b.len == 132 && hex_is(b.data, b.len, V_TREE2));
+	CHECK_RC(tree_decode(b.data, b.len, &t2, &err), 0);
+	CHECK(t2.n == 1 && t2.nodes[0].has_list && t2.nodes[0].nblobs == 0 &&
+	      t2.nodes[0].npatch == 1 && t2.nodes[0].list_count == 1);
+	if (t2.n == 1) {
+		CHECK_RC(node_apply_list(&t2.nodes[0], &one, 1, &err), 0);
+		CHECK(t2.nodes[0].nblobs == 1 && t2.nodes[0].blobs[0].len == 12);
+		t2.nodes[0].size = 13; /* lengths no longer add up */
+		CHECK_RC(node_apply_list(&t2.nodes[0], &one, 1, &err), CAIRN_ECORRUPT);
+	}
+	tree_free(&t2);
 	buf_free(&x);
 	tree_free(&t);
 	buf_free(&b);
