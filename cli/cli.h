@@ -78,6 +78,7 @@ struct cli {
 	int dry_run, prune;
 	double max_unused; /* percent */
 	int max_unused_set;
+	int64_t lock_wait_ns; /* prune: --lock-wait (0: default) */
 	int ignore_checksum_errors;
 };
 
@@ -135,6 +136,7 @@ int cmd_locks(struct cli *c);
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);
 int cmd_unlock(struct cli *c);
+int cmd_repair(struct cli *c);
 
 /* Writers' leases (lockcmd.c).  cli_lease_take takes a shared lock on r
  * (*l NULL on failure; release with repo_unlock before repo_close).
@@ -147,7 +149,9 @@ int cli_lease_check(struct cli *c, struct repo_lock *l, const char *what);
 
 /* Reads `key = value` lines of a configuration file into unset fields
  * of c (repo, key-file, password-file, password-command, cache-dir,
- * cluster, pgdata, pg-conn).  0, or an exit code after reporting. */
+ * cluster, pgdata, pg-conn, s3-endpoint, s3-region, s3-uri-style,
+ * s3-ca-file, limit-upload, limit-download).  0, or an exit code after
+ * reporting. */
 int cli_read_config(struct cli *c, const char *path);
 /* The cluster name for WAL commands: --cluster, else the system
  * identifier in PGDATA's pg_control (the current folder when run by

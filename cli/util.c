@@ -389,6 +389,25 @@ int cli_read_config(struct cli *c, const char *path)
 			v[vl - 1] = '\0';
 			v++;
 		}
+		if (!strcmp(k, "limit-upload") || !strcmp(k, "limit-download")) {
+			uint64_t *dst = !strcmp(k, "limit-upload") ? &c->storage.limit_upload
+								   : &c->storage.limit_download;
+			char *end;
+			errno = 0;
+			unsigned long long kib = strtoull(v, &end, 10);
+			if (!*v || *end || errno || kib == 0 || kib > (1ull << 40)) {
+				fclose(f);
+				return cli_usage("%s:%d: %s takes KiB per second (a whole number above 0)",
+						 path, lineno, k);
+			}
+			if (!*dst) /* a flag given on the command line wins */
+				*dst = kib * 1024;
+			continue;
+		}
+		if (!strcmp(k, "s3-uri-style") && strcmp(v, "path") && strcmp(v, "host")) {
+			fclose(f);
+			return cli_usage("%s:%d: s3-uri-style is path or host", path, lineno);
+		}
 		const char **slot = !strcmp(k, "repo") ? &c->repo
 			: !strcmp(k, "key-file") ? &c->key_file
 			: !strcmp(k, "password-file") ? &c->password_file

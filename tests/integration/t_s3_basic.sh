@@ -107,6 +107,19 @@ ok "--s3-endpoint, --s3-region and --s3-uri-style on the command line"
 expect_rc 0 cairn --limit-download 100000 --limit-upload 100000 check
 ok "--limit-upload and --limit-download are accepted"
 
+# The same settings from a --config file (the keys README and --help list).
+printf 'repo = %s\ns3-endpoint = %s\ns3-region = us-east-1\ns3-uri-style = path\nlimit-upload = 100000\nlimit-download = 100000\n' \
+	"$CAIRN_REPOSITORY" "$CAIRN_S3_ENDPOINT" >"$SCRATCH/s3.conf"
+expect_rc 0 env -u CAIRN_REPOSITORY -u CAIRN_S3_ENDPOINT "$CAIRN_BIN" --config "$SCRATCH/s3.conf" snapshots
+expect_stdout_grep '^3 snapshot\(s\)$'
+sed 's/^s3-uri-style = path$/s3-uri-style = sideways/' "$SCRATCH/s3.conf" >"$SCRATCH/bad1.conf"
+expect_rc 2 cairn --config "$SCRATCH/bad1.conf" snapshots
+expect_stderr_grep 'bad1.conf:4: s3-uri-style is path or host'
+sed 's/^limit-upload = 100000$/limit-upload = fast/' "$SCRATCH/s3.conf" >"$SCRATCH/bad2.conf"
+expect_rc 2 cairn --config "$SCRATCH/bad2.conf" snapshots
+expect_stderr_grep 'bad2.conf:5: limit-upload takes KiB per second'
+ok "s3-endpoint, s3-region, s3-uri-style, limit-upload and limit-download in a --config file; bad values are usage errors naming the line"
+
 # ---- a flipped byte in a pack on S3 ---------------------------------------
 pack=$(grep "^$PFX/packs/" "$SCRATCH/keys" | sort -k2 -n | tail -1 | cut -d' ' -f1)
 s3_get "$pack" "$SCRATCH/pack"
