@@ -1090,12 +1090,26 @@ static int s3_fail(const struct s3 *s, const struct req *r, const char *what, co
 	if (r->nomem)
 		return cairn_err_set(err, CAIRN_ENOMEM, "%s%s in %s: out of memory", what, subject, url);
 	if (r->status == 0) {
-		if (r->cc == CURLE_PEER_FAILED_VERIFICATION || r->cc == CURLE_SSL_CACERT_BADFILE)
+		const char *why = r->cerr[0] ? r->cerr : curl_easy_strerror(r->cc);
+		if (r->cc == CURLE_SSL_CACERT_BADFILE)
+			return cairn_err_set(err, CAIRN_EIO,
+					     "%s%s in %s: --s3-ca-file %s holds no usable CA "
+					     "certificate (PEM): %s",
+					     what, subject, url, s->ca_file ? s->ca_file : "", why);
+		if (r->cc == CURLE_PEER_FAILED_VERIFICATION) {
+			/* curl's own host name check (the chain was trusted) says
+			 * "... target host name ..."; CURLINFO_SSL_VERIFYRESULT
+			 * is not set in that case, so the text is all there is. */
+			int name = strstr(why, "target host name") != NULL;
 			return cairn_err_set(err, CAIRN_EIO,
 					     "%s%s in %s: the TLS certificate of %s is not trusted: %s "
-					     "(give the CA with --s3-ca-file)",
-					     what, subject, url, s->origin,
-					     r->cerr[0] ? r->cerr : curl_easy_strerror(r->cc));
+					     "(%s%s)",
+					     what, subject, url, s->origin, why,
+					     name ? "it is not issued for that host name"
+					     : s->ca_file ? "it is not signed by the CA in --s3-ca-file "
+							  : "give the CA that signed it with --s3-ca-file",
+					     !name && s->ca_file ? s->ca_file : "");
+		}
 		return cairn_err_set(err, CAIRN_EIO, "%s%s in %s: no answer from %s: %s%s", what,
 				     subject, url, s->origin,
 				     r->cerr[0] ? r->cerr : curl_easy_strerror(r->cc), tries);
@@ -1876,11 +1890,15 @@ static int bucket_probe(struct s3 *s, int create, struct cairn_err *err)
 	if (ok2xx(&r))
 		goto out;
 	if (r.status != 404 || (r.code[0] && strcmp(r.code, "NoSuchBucket"))) {
-		rc = r.status == 0
+		/* A certificate that is not trusted is no "cannot reach": say
+		 * so the way every other request does. */
+		rc = r.status == 0 && r.cc != CURLE_PEER_FAILED_VERIFICATION &&
+				     r.cc != CURLE_SSL_CACERT_BADFILE
 			     ? cairn_err_set(err, CAIRN_EIO,
-					     "cannot reach the S3 endpoint %s for %s: %s (tried %d times)",
+					     "cannot reach the S3 endpoint %s for %s: %s (tried %d %s)",
 					     s->origin, s->base.url,
-					     r.cerr[0] ? r.cerr : curl_easy_strerror(r.cc), r.tries)
+					     r.cerr[0] ? r.cerr : curl_easy_strerror(r.cc), r.tries,
+					     r.tries == 1 ? "time" : "times")
 			     : s3_fail(s, &r, "opening bucket", s->bucket, err);
 		goto out;
 	}
