@@ -78,7 +78,6 @@ struct cli {
 	int dry_run, prune;
 	double max_unused; /* percent */
 	int max_unused_set;
-	int64_t lock_wait_ns; /* prune: --lock-wait (0: default) */
 	int ignore_checksum_errors;
 };
 
@@ -136,7 +135,6 @@ int cmd_locks(struct cli *c);
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);
 int cmd_unlock(struct cli *c);
-int cmd_repair(struct cli *c);
 
 /* Writers' leases (lockcmd.c).  cli_lease_take takes a shared lock on r
  * (*l NULL on failure; release with repo_unlock before repo_close).
