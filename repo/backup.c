@@ -45,6 +45,9 @@ struct bk {
 	struct snapshot *s;
 	uint8_t *buf;
 	size_t bufsize; /* READ_BUF, or twice the largest chunk if more */
+	struct blob_in *bin; /* the pieces of the buffer, one batch */
+	uint8_t (*bids)[32];
+	size_t bcap;
 	int reuse; /* parent given and the clock did not go back */
 	struct cairn_err *err;
 };
@@ -125,7 +128,9 @@ static int store_stream(struct bk *b, int fd, struct node *nd, const char *path,
 			have += (size_t)got;
 			b->s->stats.logical_bytes += (uint64_t)got;
 		}
-		size_t off = 0;
+		/* Cut what the buffer holds, then store the pieces as one batch
+		 * (hashed and sealed on every core). */
+		size_t off = 0, nb = 0;
 		while (off < have) {
 			size_t n;
 			if (fixed)
@@ -134,15 +139,29 @@ static int store_stream(struct bk *b, int fd, struct node *nd, const char *path,
 				n = fastcdc_cut(cdc, b->buf + off, have - off, eof);
 			if (n == 0)
 				break;
-			uint8_t id[32];
-			int rc = repo_put_blob(b->r, BLOB_DATA, b->buf + off, n, id, NULL, b->err);
-			if (rc)
-				return rc;
-			if (node_add_blob(nd, id, (uint32_t)n))
+			if (nb == b->bcap) {
+				size_t ncap = b->bcap ? 2 * b->bcap : 256;
+				struct blob_in *v = realloc(b->bin, ncap * sizeof(*v));
+				uint8_t(*ids)[32] = v ? realloc(b->bids, ncap * 32) : NULL;
+				if (v)
+					b->bin = v;
+				if (!ids)
+					return cairn_err_set(b->err, CAIRN_ENOMEM, "out of memory");
+				b->bids = ids;
+				b->bcap = ncap;
+			}
+			b->bin[nb].p = b->buf + off;
+			b->bin[nb++].n = n;
+			off += n;
+		}
+		int rc = repo_put_blobs(b->r, BLOB_DATA, b->bin, nb, b->bids, b->err);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < nb; i++) {
+			if (node_add_blob(nd, b->bids[i], (uint32_t)b->bin[i].n))
 				return cairn_err_set(b->err, CAIRN_ENOMEM, "out of memory");
 			b->s->stats.blobs++;
-			nd->size += n;
-			off += n;
+			nd->size += b->bin[i].n;
 		}
 		memmove(b->buf, b->buf + off, have - off);
 		have -= off;
@@ -552,7 +571,7 @@ static int backup_stdin(struct bk *b, struct cairn_err *err)
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot *s,
 		struct cairn_err *err)
 {
-	struct bk b = {r, o, s, NULL, READ_BUF, 0, err};
+	struct bk b = {r, o, s, NULL, READ_BUF, NULL, NULL, 0, 0, err};
 	struct vnode root;
 	struct node rootnd;
 	int rc;
@@ -650,5 +669,7 @@ out:
 	node_free(&rootnd);
 	vnode_free(&root);
 	free(b.buf);
+	free(b.bin);
+	free(b.bids);
 	return rc;
 }

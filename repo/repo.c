@@ -3,6 +3,7 @@
  * keys: everything that keeps the order of writes (see repo.h).
  */
 #include "repo/repo.h"
+#include "repo/par.h"
 #include "repo/idset.h"
 #include "repo/pack.h"
 
@@ -53,6 +54,15 @@ struct repo {
 
 	void (*note)(void *arg, const char *msg);
 	void *note_arg;
+
+	/* Batches (repo_put_blobs, repo_get_blobs): worker threads, a sealer
+	 * per worker (0 is r->sealer), and per-item buffers kept between
+	 * batches so the hot path does not allocate. */
+	unsigned nworkers;
+	int zstd_level;
+	struct sealer *wsealer[64];
+	struct buf *items;
+	size_t nitems;
 };
 
 /* ---- config ------------------------------------------------------------- */
@@ -395,6 +405,9 @@ int repo_open(struct repo **out, const struct repo_open_opts *o,
 	r->keys = keys_new(master);
 	sodium_memzero(master, sizeof(master));
 	r->sealer = sealer_new(o->zstd_level ? o->zstd_level : REPO_DEFAULT_ZSTD_LEVEL);
+	r->zstd_level = o->zstd_level ? o->zstd_level : REPO_DEFAULT_ZSTD_LEVEL;
+	r->nworkers = par_workers();
+	r->wsealer[0] = r->sealer;
 	if (!r->keys || !r->sealer) {
 		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
 		goto fail;
@@ -445,6 +458,11 @@ void repo_close(struct repo *r)
 	idset_free(&r->packs);
 	clear_bad_index(r);
 	buf_free(&r->sealed);
+	for (unsigned k = 1; k < 64; k++)
+		sealer_free(r->wsealer[k]);
+	for (size_t i = 0; i < r->nitems; i++)
+		buf_free(&r->items[i]);
+	free(r->items);
 	sealer_free(r->sealer);
 	cache_close(r->cache);
 	keys_free(r->keys);
@@ -755,12 +773,59 @@ int repo_put_blob_force(struct repo *r, uint8_t type, const void *p, size_t n,
 	return put_blob(r, type, p, n, id, NULL, 1, err);
 }
 
+/* Whether blob `id` must be stored: 1 yes, 0 no (this process wrote it,
+ * or the index has it in a pack that exists), or an error. */
+static int blob_needed(struct repo *r, uint8_t type, const uint8_t id[32], int force,
+		       struct cairn_err *err)
+{
+	struct blob_loc loc;
+	if (idset_get(&r->mine, id, NULL))
+		return 0;
+	/* force (prune's repack): the cache names a pack about to go. */
+	int rc = force ? CAIRN_ENOTFOUND : cache_lookup(r->cache, id, &loc, err);
+	if (rc == CAIRN_ECORRUPT) {
+		/* The cache is only a cache: start it over from index/. */
+		note(r, "the local cache is damaged: rebuilding it from the repository");
+		rc = repo_rebuild_index(r, err);
+		if (rc == 0)
+			rc = cache_lookup(r->cache, id, &loc, err);
+	}
+	if (rc == 0 && loc.type == type) {
+		int have = pack_exists(r, loc.pack, err);
+		if (have <= 0)
+			return have < 0 ? have : 1; /* the index names a pack that is gone */
+		return 0;
+	}
+	if (rc != 0 && rc != CAIRN_ENOTFOUND)
+		return rc;
+	return 1;
+}
+
+/* Appends a sealed blob to its open pack, writing the pack (and, every
+ * INDEX_EVERY_PACKS packs, an index object) when it is full. */
+static int add_sealed(struct repo *r, uint8_t type, const uint8_t id[32], const struct buf *sealed,
+		      size_t n, struct cairn_err *err)
+{
+	struct pack_writer *pw = &r->pw[type == BLOB_TREE ? 1 : 0];
+	int rc = pack_writer_add(pw, type, id, sealed->data, sealed->len, (uint32_t)n, err);
+	if (rc)
+		return rc;
+	if (idset_put(&r->mine, id, 0))
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	r->ws.new_blobs++;
+	r->ws.new_bytes += n;
+	r->ws.stored_bytes += sealed->len;
+	if (pack_writer_size(pw) >= r->cfg.pack_size) {
+		rc = write_pack(r, pw, err);
+		if (!rc && r->pending_packs >= INDEX_EVERY_PACKS)
+			rc = write_index(r, err);
+	}
+	return rc;
+}
+
 static int put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 		    uint8_t id[32], int *added, int force, struct cairn_err *err)
 {
-	struct blob_loc loc;
-	struct cairn_err e2;
-	int rc;
 	if (added)
 		*added = 0;
 	if (r->failed)
@@ -768,59 +833,121 @@ static int put_blob(struct repo *r, uint8_t type, const void *p, size_t n,
 	if (n > UINT32_MAX)
 		return cairn_err_set(err, CAIRN_EINTERNAL, "blob larger than 4 GiB");
 	blob_id(id, r->keys, type, p, n);
-	if (idset_get(&r->mine, id, NULL))
-		return 0;
-	/* force (prune's repack): the cache names a pack about to go. */
-	rc = force ? CAIRN_ENOTFOUND : cache_lookup(r->cache, id, &loc, &e2);
-	if (rc == CAIRN_ECORRUPT) {
-		/* The cache is only a cache: start it over from index/. */
-		note(r, "the local cache is damaged: rebuilding it from the repository");
-		rc = repo_rebuild_index(r, &e2);
-		if (rc == 0)
-			rc = cache_lookup(r->cache, id, &loc, &e2);
-	}
-	if (rc == 0 && loc.type == type) {
-		int have = pack_exists(r, loc.pack, &e2);
-		if (have < 0) {
-			*err = e2;
-			return have;
-		}
-		if (have)
-			return 0;
-		/* The index names a pack that is gone: store the blob again. */
-		rc = CAIRN_ENOTFOUND;
-	}
-	if (rc != 0 && rc != CAIRN_ENOTFOUND) {
-		*err = e2;
+	int rc = blob_needed(r, type, id, force, err);
+	if (rc <= 0)
 		return rc;
-	}
 	buf_reset(&r->sealed);
 	rc = blob_seal(r->sealer, r->keys, type, id, p, n, &r->sealed, err);
-	if (rc)
-		goto fail;
-	struct pack_writer *pw = &r->pw[type == BLOB_TREE ? 1 : 0];
-	rc = pack_writer_add(pw, type, id, r->sealed.data, r->sealed.len, (uint32_t)n, err);
-	if (rc)
-		goto fail;
-	if (idset_put(&r->mine, id, 0)) {
-		rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
-		goto fail;
+	rc = rc ? rc : add_sealed(r, type, id, &r->sealed, n, err);
+	if (rc) {
+		r->failed = 1;
+		return rc;
 	}
-	r->ws.new_blobs++;
-	r->ws.new_bytes += n;
-	r->ws.stored_bytes += r->sealed.len;
 	if (added)
 		*added = 1;
-	if (pack_writer_size(pw) >= r->cfg.pack_size) {
-		rc = write_pack(r, pw, err);
-		if (!rc && r->pending_packs >= INDEX_EVERY_PACKS)
-			rc = write_index(r, err);
-		if (rc)
-			goto fail;
-	}
 	return 0;
-fail:
-	r->failed = 1;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+/* Per-item buffers and worker sealers for a batch of n. */
+static int batch_ready(struct repo *r, size_t n, struct cairn_err *err)
+{
+	if (n > r->nitems) {
+		struct buf *v = realloc(r->items, n * sizeof(*v));
+		if (!v)
+			return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		for (size_t i = r->nitems; i < n; i++)
+			v[i] = (struct buf)BUF_INIT;
+		r->items = v;
+		r->nitems = n;
+	}
+	for (unsigned k = 1; k < r->nworkers; k++)
+		if (!r->wsealer[k] && !(r->wsealer[k] = sealer_new(r->zstd_level)))
+			return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	return 0;
+}
+
+struct put_batch {
+	struct repo *r;
+	uint8_t type;
+	const struct blob_in *in;
+	uint8_t (*ids)[32];
+	uint8_t *need;  /* phase 2: seal item i */
+	int *rc;
+	struct cairn_err *errs;
+};
+
+static void put_hash(void *arg, size_t i, unsigned worker)
+{
+	struct put_batch *x = arg;
+	(void)worker;
+	blob_id(x->ids[i], x->r->keys, x->type, x->in[i].p, x->in[i].n);
+}
+
+static void put_seal(void *arg, size_t i, unsigned worker)
+{
+	struct put_batch *x = arg;
+	if (!x->need[i])
+		return;
+	buf_reset(&x->r->items[i]);
+	x->rc[i] = blob_seal(x->r->wsealer[worker], x->r->keys, x->type, x->ids[i], x->in[i].p,
+			     x->in[i].n, &x->r->items[i], &x->errs[i]);
+}
+
+int repo_put_blobs(struct repo *r, uint8_t type, const struct blob_in *in, size_t n,
+		   uint8_t (*ids)[32], struct cairn_err *err)
+{
+	if (r->failed)
+		return refuse_failed(r, err);
+	if (n <= 1 || r->nworkers <= 1) {
+		for (size_t i = 0; i < n; i++) {
+			int rc = put_blob(r, type, in[i].p, in[i].n, ids[i], NULL, 0, err);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (in[i].n > UINT32_MAX)
+			return cairn_err_set(err, CAIRN_EINTERNAL, "blob larger than 4 GiB");
+	struct put_batch x = {r, type, in, ids, calloc(n, 1), calloc(n, sizeof(int)),
+			      calloc(n, sizeof(struct cairn_err))};
+	int rc = !x.need || !x.rc || !x.errs ? cairn_err_set(err, CAIRN_ENOMEM, "out of memory")
+					     : batch_ready(r, n, err);
+	if (!rc) {
+		/* Hash on every core; look up in order; seal what is new on every
+		 * core; append in order (so packs hold the file's order). */
+		par_for(r->nworkers, n, put_hash, &x);
+		for (size_t i = 0; i < n && !rc; i++) {
+			int need = blob_needed(r, type, ids[i], 0, err);
+			if (need < 0)
+				rc = need;
+			for (size_t j = 0; need > 0 && j < i; j++) /* twice in this batch */
+				if (x.need[j] && !memcmp(ids[j], ids[i], 32))
+					need = 0;
+			x.need[i] = need > 0;
+		}
+	}
+	if (!rc) {
+		par_for(r->nworkers, n, put_seal, &x);
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (!x.need[i])
+				continue;
+			if (x.rc[i]) {
+				if (err)
+					*err = x.errs[i];
+				rc = x.rc[i];
+			} else {
+				rc = add_sealed(r, type, ids[i], &r->items[i], in[i].n, err);
+			}
+		}
+		if (rc)
+			r->failed = 1;
+	}
+	free(x.need);
+	free(x.rc);
+	free(x.errs);
 	return rc;
 }
 
@@ -920,6 +1047,130 @@ int repo_get_blob(struct repo *r, uint8_t type, const uint8_t id[32],
 	if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND)
 		cairn_err_prefix(err, "pack %s", phex);
 	buf_free(&sealed);
+	return rc;
+}
+
+struct get_batch {
+	struct repo *r;
+	uint8_t type;
+	const struct blob_ref *refs;
+	struct blob_loc *loc;
+	size_t w; /* items[i]: sealed; items[w + i]: opened */
+	int *rc;
+	struct cairn_err *errs;
+};
+
+static void get_open(void *arg, size_t i, unsigned worker)
+{
+	struct get_batch *x = arg;
+	struct repo *r = x->r;
+	if (x->rc[i])
+		return;
+	x->rc[i] = blob_open(r->wsealer[worker], r->keys, x->type, x->refs[i].id, r->items[i].data,
+			     r->items[i].len, x->loc[i].raw_len, &r->items[x->w + i], &x->errs[i]);
+	if (!x->rc[i] && r->items[x->w + i].len != x->refs[i].len)
+		x->rc[i] = cairn_err_set(&x->errs[i], CAIRN_ECORRUPT,
+					 "blob length differs from the tree");
+	if (x->rc[i] == CAIRN_ECORRUPT || x->rc[i] == CAIRN_ENOTFOUND) {
+		char phex[65];
+		hex_encode(phex, x->loc[i].pack, 32);
+		cairn_err_prefix(&x->errs[i], "pack %s", phex);
+	}
+}
+
+/* Reads the sealed bytes of items [0, w) of x: neighbours in one pack
+ * (at most GET_GAP apart) come in one read. */
+#define GET_GAP (256u * 1024)
+static void get_sealed(struct get_batch *x, size_t w, struct buf *range)
+{
+	struct repo *r = x->r;
+	for (size_t i = 0; i < w;) {
+		if (x->rc[i]) {
+			i++;
+			continue;
+		}
+		size_t j = i + 1;
+		uint64_t start = x->loc[i].offset, end = start + x->loc[i].sealed_len;
+		while (j < w && !x->rc[j] && !memcmp(x->loc[j].pack, x->loc[i].pack, 32) &&
+		       x->loc[j].offset >= end && x->loc[j].offset - end <= GET_GAP &&
+		       x->loc[j].offset + x->loc[j].sealed_len - start <= 64u * 1024 * 1024) {
+			end = x->loc[j].offset + x->loc[j].sealed_len;
+			j++;
+		}
+		char key[80];
+		struct cairn_err e;
+		pack_key(key, x->loc[i].pack);
+		int rc = storage_get(r->st, key, start, end - start, range, &e);
+		for (size_t k = i; k < j; k++) {
+			if (rc) {
+				x->rc[k] = rc;
+				x->errs[k] = e;
+				if (rc == CAIRN_ECORRUPT || rc == CAIRN_ENOTFOUND) {
+					char phex[65];
+					hex_encode(phex, x->loc[k].pack, 32);
+					cairn_err_prefix(&x->errs[k], "pack %s", phex);
+				}
+				continue;
+			}
+			buf_reset(&r->items[k]);
+			if (buf_append(&r->items[k], range->data + (x->loc[k].offset - start),
+				       x->loc[k].sealed_len))
+				x->rc[k] = cairn_err_set(&x->errs[k], CAIRN_ENOMEM, "out of memory");
+		}
+		i = j;
+	}
+}
+
+#define GET_WINDOW 256
+#define GET_WINDOW_BYTES (32u * 1024 * 1024)
+
+int repo_get_blobs(struct repo *r, uint8_t type, const struct blob_ref *refs, size_t n,
+		   int (*sink)(void *arg, size_t i, const uint8_t *p, size_t len), void *arg,
+		   struct cairn_err *err)
+{
+	struct get_batch x = {r, type, NULL, calloc(GET_WINDOW, sizeof(struct blob_loc)), 0,
+			      calloc(GET_WINDOW, sizeof(int)),
+			      calloc(GET_WINDOW, sizeof(struct cairn_err))};
+	struct buf range = BUF_INIT;
+	int rc = !x.loc || !x.rc || !x.errs ? cairn_err_set(err, CAIRN_ENOMEM, "out of memory")
+					    : batch_ready(r, 2 * GET_WINDOW, err);
+	for (size_t base = 0; base < n && !rc;) {
+		/* A window: up to GET_WINDOW blobs, GET_WINDOW_BYTES of data. */
+		size_t w = 0;
+		uint64_t bytes = 0;
+		while (base + w < n && w < GET_WINDOW && (w == 0 || bytes < GET_WINDOW_BYTES))
+			bytes += refs[base + w++].len;
+		x.refs = refs + base;
+		x.w = GET_WINDOW;
+		for (size_t i = 0; i < w; i++) {
+			x.rc[i] = repo_find_blob(r, x.refs[i].id, &x.loc[i], &x.errs[i]);
+			if (x.rc[i] && x.rc[i] != CAIRN_ENOTFOUND && x.rc[i] != CAIRN_ECORRUPT) {
+				if (err)
+					*err = x.errs[i];
+				rc = x.rc[i];
+				break;
+			}
+		}
+		if (rc)
+			break;
+		get_sealed(&x, w, &range);
+		par_for(r->nworkers, w, get_open, &x);
+		for (size_t i = 0; i < w && !rc; i++) {
+			if (x.rc[i]) {
+				if (err)
+					*err = x.errs[i];
+				rc = x.rc[i];
+			} else {
+				rc = sink(arg, base + i, r->items[GET_WINDOW + i].data,
+					  r->items[GET_WINDOW + i].len);
+			}
+		}
+		base += w;
+	}
+	buf_free(&range);
+	free(x.loc);
+	free(x.rc);
+	free(x.errs);
 	return rc;
 }
 

@@ -132,6 +132,26 @@ int repo_has_blob(struct repo *r, uint8_t type, const uint8_t id[32],
 int repo_flush(struct repo *r, struct cairn_err *err);
 const struct repo_write_stats *repo_get_write_stats(const struct repo *r);
 
+/* Batches, on every core (par.h): stores blobs in[0..n) of one type like
+ * repo_put_blob each, writing their ids to ids[i]: hashed in parallel,
+ * looked up in order, the new ones sealed in parallel and added to the
+ * packs in order. */
+struct blob_in {
+	const void *p;
+	size_t n;
+};
+int repo_put_blobs(struct repo *r, uint8_t type, const struct blob_in *in, size_t n,
+		   uint8_t (*ids)[32], struct cairn_err *err);
+/* Reads the blobs refs[0..n) of one type, opened and verified in parallel
+ * (neighbours in a pack come in one read), and hands each to sink in
+ * order.  At the first blob that cannot be read or fails verification
+ * (CAIRN_ECORRUPT, CAIRN_ENOTFOUND, err naming blob or pack) it returns,
+ * after the blobs before it went to sink; a non-zero return of sink stops
+ * and is returned. */
+int repo_get_blobs(struct repo *r, uint8_t type, const struct blob_ref *refs, size_t n,
+		   int (*sink)(void *arg, size_t i, const uint8_t *p, size_t len), void *arg,
+		   struct cairn_err *err);
+
 /* Loads and decodes a tree blob. */
 int repo_get_tree(struct repo *r, const uint8_t id[32], struct tree *t,
 		  struct cairn_err *err);

@@ -126,24 +126,48 @@ int repo_walk(struct repo *r, const struct snapshot *s, const char *path,
 	return rc;
 }
 
-/* Writes a file node's data to fd.  Returns 0, CAIRN_ECORRUPT or
+struct wsink {
+	int fd;
+	int sparse;       /* fd is a new regular file: skip zeros, leave holes */
+	uint64_t off;     /* bytes of the file so far */
+	uint64_t *bytes;
+	struct cairn_err *err;
+};
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int write_sink(void *arg, size_t i, const uint8_t *p, size_t n)
+{
+	struct wsink *w = arg;
+	(void)i;
+	if (w->sparse && all_zero(p, n)) {
+		if (lseek(w->fd, (off_t)n, SEEK_CUR) < 0)
+			return cairn_err_errno(w->err, errno, "seek failed");
+	} else if (io_write_all(w->fd, p, n)) {
+		return cairn_err_errno(w->err, errno, "write failed");
+	}
+	w->off += n;
+	if (w->bytes)
+		*w->bytes += n;
+	return 0;
+}
+
+/* Writes a file node's data to fd (sparse: a new regular file, where
+ * all-zero blobs become holes).  Returns 0, CAIRN_ECORRUPT or
  * CAIRN_ENOTFOUND for damage (err says which blob and pack), CAIRN_EIO
  * for a write failure. */
-static int write_node_data(struct repo *r, struct node *nd, int fd,
+static int write_node_data(struct repo *r, struct node *nd, int fd, int sparse,
 			   uint64_t *bytes, struct cairn_err *err)
 {
-	struct buf b = BUF_INIT;
+	struct wsink w = {fd, sparse, 0, bytes, err};
 	int rc = repo_node_blobs(r, nd, err);
-	for (size_t i = 0; i < nd->nblobs && !rc; i++) {
-		rc = repo_get_blob(r, BLOB_DATA, nd->blobs[i].id, &b, err);
-		if (!rc && b.len != nd->blobs[i].len)
-			rc = cairn_err_set(err, CAIRN_ECORRUPT, "blob length differs from the tree");
-		if (!rc && io_write_all(fd, b.data, b.len))
-			rc = cairn_err_errno(err, errno, "write failed");
-		if (!rc && bytes)
-			*bytes += b.len;
-	}
-	buf_free(&b);
+	rc = rc ? rc : repo_get_blobs(r, BLOB_DATA, nd->blobs, nd->nblobs, write_sink, &w, err);
+	/* A file that ends in a hole gets its length. */
+	if (!rc && sparse && ftruncate(fd, (off_t)w.off) != 0)
+		rc = cairn_err_errno(err, errno, "write failed");
 	return rc;
 }
 
@@ -157,7 +181,7 @@ int repo_cat(struct repo *r, const struct snapshot *s, const char *path, int fd,
 	if (nd.type != NODE_FILE)
 		rc = cairn_err_set(err, CAIRN_EUSAGE, "%s is not a file", path);
 	else
-		rc = write_node_data(r, &nd, fd, NULL, err);
+		rc = write_node_data(r, &nd, fd, 0, NULL, err);
 	if (rc == CAIRN_ENOTFOUND)
 		rc = CAIRN_ECORRUPT; /* the tree names a blob nobody has */
 	node_free(&nd);
@@ -373,7 +397,7 @@ static int restore_node(struct rs *x, struct node *nd, const char *rel,
 	if (fd < 0)
 		return cairn_err_errno(x->err, errno, "cannot create %s", dst);
 	struct cairn_err e;
-	rc = write_node_data(x->r, nd, fd, &x->st->bytes, &e);
+	rc = write_node_data(x->r, nd, fd, 1, &x->st->bytes, &e);
 	node_release_blobs(nd);
 	if (!rc && close(fd) != 0)
 		rc = cairn_err_errno(&e, errno, "cannot write %s", dst);

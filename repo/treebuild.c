@@ -37,6 +37,9 @@ struct tree_builder {
 	size_t nbuckets, count;
 	uint8_t *buf;            /* file data not yet cut */
 	size_t fixed;            /* the open file is cut every `fixed` bytes */
+	struct blob_in *bin;     /* the pieces cut from buf, one batch */
+	uint8_t (*bids)[32];
+	size_t bcap;
 	size_t bufsize, have;
 	struct tb_ent *open;     /* the file being written, or NULL */
 	int failed;              /* sticky error code */
@@ -334,6 +337,8 @@ void tb_free(struct tree_builder *tb)
 	free(tb->root.kids);
 	node_free(&tb->root.nd);
 	free(tb->buf);
+	free(tb->bin);
+	free(tb->bids);
 	free(tb);
 }
 
@@ -411,8 +416,7 @@ static int cut(struct tree_builder *tb, int final, struct cairn_err *err)
 {
 	const struct fastcdc *cdc = repo_get_chunker(tb->r);
 	struct node *nd = &tb->open->nd;
-	size_t off = 0;
-	int rc = 0;
+	size_t off = 0, nb = 0;
 	while (off < tb->have) {
 		size_t n, left = tb->have - off;
 		if (tb->fixed)
@@ -421,16 +425,34 @@ static int cut(struct tree_builder *tb, int final, struct cairn_err *err)
 			n = fastcdc_cut(cdc, tb->buf + off, left, final);
 		if (n == 0)
 			break;
-		uint8_t id[32];
-		struct cairn_err e = {0, ""};
-		rc = repo_put_blob(tb->r, BLOB_DATA, tb->buf + off, n, id, NULL, &e);
-		if (!rc && node_add_blob(nd, id, (uint32_t)n))
-			rc = cairn_err_set(&e, CAIRN_ENOMEM, "out of memory");
-		if (rc)
-			return tb_fail(tb, rc, &e, err);
-		nd->size += n;
+		if (nb == tb->bcap) {
+			size_t ncap = tb->bcap ? 2 * tb->bcap : 256;
+			struct blob_in *v = realloc(tb->bin, ncap * sizeof(*v));
+			uint8_t(*ids)[32] = v ? realloc(tb->bids, ncap * 32) : NULL;
+			if (v)
+				tb->bin = v;
+			if (!ids) {
+				struct cairn_err e = {0, ""};
+				cairn_err_set(&e, CAIRN_ENOMEM, "out of memory");
+				return tb_fail(tb, CAIRN_ENOMEM, &e, err);
+			}
+			tb->bids = ids;
+			tb->bcap = ncap;
+		}
+		tb->bin[nb].p = tb->buf + off;
+		tb->bin[nb++].n = n;
 		off += n;
 	}
+	/* One batch: hashed and sealed on every core. */
+	struct cairn_err e = {0, ""};
+	int rc = repo_put_blobs(tb->r, BLOB_DATA, tb->bin, nb, tb->bids, &e);
+	for (size_t i = 0; i < nb && !rc; i++) {
+		if (node_add_blob(nd, tb->bids[i], (uint32_t)tb->bin[i].n))
+			rc = cairn_err_set(&e, CAIRN_ENOMEM, "out of memory");
+		nd->size += tb->bin[i].n;
+	}
+	if (rc)
+		return tb_fail(tb, rc, &e, err);
 	memmove(tb->buf, tb->buf + off, tb->have - off);
 	tb->have -= off;
 	return 0;

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,9 +148,26 @@ int repo_wal_stat(struct repo *r, const char *cluster, const char *name, struct 
 	return rc;
 }
 
+/* The entry's hash over the bytes just read, on a thread of its own while
+ * the calling thread stores the pieces (the cache stays on one thread). */
+struct hash_step {
+	crypto_generichash_state *hs;
+	const uint8_t *p;
+	size_t n;
+};
+
+static void *hash_step_run(void *arg)
+{
+	struct hash_step *h = arg;
+	crypto_generichash_update(h->hs, h->p, h->n);
+	return NULL;
+}
+
 int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd, int *already,
 		  struct cairn_err *err)
 {
+	struct blob_in *bin = NULL;
+	uint8_t (*bids)[32] = NULL;
 	const struct fastcdc *cdc = repo_get_chunker(r);
 	const struct repo_keys *k = repo_get_keys(r);
 	struct wal_entry e;
@@ -166,8 +184,8 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 	rc = entry_key(key, sizeof(key), cluster, name, err);
 	if (rc)
 		return rc;
-	if (cap < 4u << 20)
-		cap = 4u << 20;
+	if (cap < 16u << 20)
+		cap = 16u << 20;
 	buf = malloc(cap);
 	s = sealer_new(1);
 	if (!buf || !s) {
@@ -179,6 +197,7 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 	crypto_generichash_init(&hs, k->id_key, sizeof(k->id_key), 32);
 	crypto_generichash_update(&hs, &type, 1);
 	while (!eof || have) {
+		size_t fresh = have;
 		while (!eof && have < cap) {
 			ssize_t got = read(fd, buf + have, cap - have);
 			if (got < 0 && errno == EINTR)
@@ -189,29 +208,51 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 			}
 			if (got == 0)
 				eof = 1;
-			crypto_generichash_update(&hs, buf + have, (size_t)got);
 			have += (size_t)got;
 			e.size += (uint64_t)got;
 		}
-		size_t off = 0;
+		/* Cut, then hash the new bytes for the entry while the pieces
+		 * are stored (repo_put_blobs hashes and seals on every core). */
+		size_t off = 0, nb = 0;
 		while (off < have) {
 			size_t n = fastcdc_cut(cdc, buf + off, have - off, eof);
 			if (n == 0)
 				break;
-			if (e.nblobs == bcap) {
+			if (nb == bcap) {
 				bcap = bcap ? bcap * 2 : 512;
-				struct blob_ref *nb = realloc(e.blobs, bcap * sizeof(*nb));
-				if (!nb) {
+				struct blob_in *v = realloc(bin, bcap * sizeof(*v));
+				uint8_t(*ids)[32] = v ? realloc(bids, bcap * 32) : NULL;
+				if (v)
+					bin = v;
+				if (!ids) {
 					rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
 					goto out;
 				}
-				e.blobs = nb;
+				bids = ids;
 			}
-			rc = repo_put_blob(r, BLOB_DATA, buf + off, n, e.blobs[e.nblobs].id, NULL, err);
-			if (rc)
-				goto out;
-			e.blobs[e.nblobs++].len = (uint32_t)n;
+			bin[nb].p = buf + off;
+			bin[nb++].n = n;
 			off += n;
+		}
+		struct hash_step hstep = {&hs, buf + fresh, have - fresh};
+		pthread_t th;
+		int threaded = pthread_create(&th, NULL, hash_step_run, &hstep) == 0;
+		if (!threaded)
+			hash_step_run(&hstep);
+		rc = repo_put_blobs(r, BLOB_DATA, bin, nb, bids, err);
+		if (threaded)
+			pthread_join(th, NULL);
+		if (rc)
+			goto out;
+		struct blob_ref *grown = realloc(e.blobs, (e.nblobs + nb + 1) * sizeof(*grown));
+		if (!grown) {
+			rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+			goto out;
+		}
+		e.blobs = grown;
+		for (size_t i = 0; i < nb; i++) {
+			memcpy(e.blobs[e.nblobs].id, bids[i], 32);
+			e.blobs[e.nblobs++].len = (uint32_t)bin[i].n;
 		}
 		memmove(buf, buf + off, have - off);
 		have -= off;
@@ -251,6 +292,8 @@ out:
 	buf_free(&sealed);
 	sealer_free(s);
 	free(buf);
+	free(bin);
+	free(bids);
 	return rc;
 }
 
