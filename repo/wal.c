@@ -4,14 +4,15 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define WAL_MAGIC "CAIRNWL1"
+#define WAL_MAGIC1 "CAIRNWL1"
+#define WAL_MAGIC "CAIRNWL2"
+#define WAL_LIST_HASH_TYPE 0x58 /* 'X' */
 #define WAL_HASH_TYPE 0x57
 
 int wal_cluster_name_ok(const char *name)
@@ -110,6 +111,22 @@ void wal_entry_free(struct wal_entry *e)
 	}
 }
 
+/* WL2's hash: over 0x58 and the list (ids and lengths). */
+static void list_hash(struct repo *r, const struct wal_entry *e, uint8_t out[32])
+{
+	const struct repo_keys *k = repo_get_keys(r);
+	crypto_generichash_state hs;
+	uint8_t type = WAL_LIST_HASH_TYPE, len[4];
+	crypto_generichash_init(&hs, k->id_key, sizeof(k->id_key), 32);
+	crypto_generichash_update(&hs, &type, 1);
+	for (size_t i = 0; i < e->nblobs; i++) {
+		le_put32(len, e->blobs[i].len);
+		crypto_generichash_update(&hs, e->blobs[i].id, 32);
+		crypto_generichash_update(&hs, len, 4);
+	}
+	crypto_generichash_final(&hs, out, 32);
+}
+
 static int load_entry(struct repo *r, struct sealer *s, const char *key, const char *cluster,
 		      const char *name, struct wal_entry *e, struct cairn_err *err)
 {
@@ -119,13 +136,24 @@ static int load_entry(struct repo *r, struct sealer *s, const char *key, const c
 	int rc = storage_get(repo_get_storage(r), key, 0, STORAGE_WHOLE, &raw, err);
 	if (rc == CAIRN_ENOTFOUND)
 		cairn_err_set(err, rc, "%s is not archived", what);
-	rc = rc ? rc : obj_open(s, repo_get_keys(r), WAL_MAGIC, NULL, raw.data, raw.len, &plain,
-				what, err);
+	/* Entries written before WL2 are read as ever. */
+	int v1 = !rc && raw.len >= 8 && !memcmp(raw.data, WAL_MAGIC1, 8);
+	rc = rc ? rc : obj_open(s, repo_get_keys(r), v1 ? WAL_MAGIC1 : WAL_MAGIC, NULL, raw.data,
+				raw.len, &plain, what, err);
 	if (!rc && (decode_entry(plain.data, plain.len, e) ||
 		    strcmp(e->cluster, cluster) || strcasecmp(e->name, name))) {
 		wal_entry_free(e);
 		rc = cairn_err_set(err, CAIRN_ECORRUPT, "%s is malformed or belongs to another name",
 				   what);
+	}
+	if (!rc) {
+		e->version = v1 ? 1 : 2;
+		uint8_t h[32];
+		if (!v1 && (list_hash(r, e, h), sodium_memcmp(h, e->hash, 32) != 0)) {
+			wal_entry_free(e);
+			rc = cairn_err_set(err, CAIRN_ECORRUPT,
+					   "%s does not match its recorded hash", what);
+		}
 	}
 	buf_free(&raw);
 	buf_free(&plain);
@@ -148,21 +176,6 @@ int repo_wal_stat(struct repo *r, const char *cluster, const char *name, struct 
 	return rc;
 }
 
-/* The entry's hash over the bytes just read, on a thread of its own while
- * the calling thread stores the pieces (the cache stays on one thread). */
-struct hash_step {
-	crypto_generichash_state *hs;
-	const uint8_t *p;
-	size_t n;
-};
-
-static void *hash_step_run(void *arg)
-{
-	struct hash_step *h = arg;
-	crypto_generichash_update(h->hs, h->p, h->n);
-	return NULL;
-}
-
 int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd, int *already,
 		  struct cairn_err *err)
 {
@@ -173,10 +186,9 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 	struct wal_entry e;
 	struct buf plain = BUF_INIT, sealed = BUF_INIT;
 	struct sealer *s = NULL;
-	crypto_generichash_state hs;
 	char key[160], oname[65];
 	size_t cap = 2 * (size_t)cdc->max, have = 0, bcap = 0;
-	uint8_t *buf = NULL, type = WAL_HASH_TYPE;
+	uint8_t *buf = NULL;
 	int rc, eof = 0;
 
 	*already = 0;
@@ -194,10 +206,7 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 	}
 	snprintf(e.cluster, sizeof(e.cluster), "%s", cluster);
 	snprintf(e.name, sizeof(e.name), "%s", name);
-	crypto_generichash_init(&hs, k->id_key, sizeof(k->id_key), 32);
-	crypto_generichash_update(&hs, &type, 1);
 	while (!eof || have) {
-		size_t fresh = have;
 		while (!eof && have < cap) {
 			ssize_t got = read(fd, buf + have, cap - have);
 			if (got < 0 && errno == EINTR)
@@ -211,8 +220,8 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 			have += (size_t)got;
 			e.size += (uint64_t)got;
 		}
-		/* Cut, then hash the new bytes for the entry while the pieces
-		 * are stored (repo_put_blobs hashes and seals on every core). */
+		/* Cut, and store the pieces as one batch (hashed and sealed on
+		 * every core). */
 		size_t off = 0, nb = 0;
 		while (off < have) {
 			size_t n = fastcdc_cut(cdc, buf + off, have - off, eof);
@@ -234,14 +243,7 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 			bin[nb++].n = n;
 			off += n;
 		}
-		struct hash_step hstep = {&hs, buf + fresh, have - fresh};
-		pthread_t th;
-		int threaded = pthread_create(&th, NULL, hash_step_run, &hstep) == 0;
-		if (!threaded)
-			hash_step_run(&hstep);
 		rc = repo_put_blobs(r, BLOB_DATA, bin, nb, bids, err);
-		if (threaded)
-			pthread_join(th, NULL);
 		if (rc)
 			goto out;
 		struct blob_ref *grown = realloc(e.blobs, (e.nblobs + nb + 1) * sizeof(*grown));
@@ -257,7 +259,7 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 		memmove(buf, buf + off, have - off);
 		have -= off;
 	}
-	crypto_generichash_final(&hs, e.hash, 32);
+	list_hash(r, &e, e.hash);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.pushed_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -277,7 +279,13 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 		struct wal_entry old;
 		rc = load_entry(r, s, key, cluster, name, &old, err);
 		if (rc == 0) {
-			if (old.size == e.size && sodium_memcmp(old.hash, e.hash, 32) == 0)
+			/* Same chunker, same content: same blob list (this also
+			 * compares with WL1 entries, whose hash is another). */
+			int same = old.size == e.size && old.nblobs == e.nblobs;
+			for (size_t i = 0; same && i < e.nblobs; i++)
+				same = old.blobs[i].len == e.blobs[i].len &&
+				       !sodium_memcmp(old.blobs[i].id, e.blobs[i].id, 32);
+			if (same)
 				*already = 1;
 			else
 				rc = cairn_err_set(err, CAIRN_EEXIST,
@@ -297,40 +305,54 @@ out:
 	return rc;
 }
 
+struct fetch_sink {
+	int fd;
+	const char *name;
+	crypto_generichash_state *hs; /* WL1: the content hash */
+	uint64_t total;
+	struct cairn_err *err;
+};
+
+static int fetch_write(void *arg, size_t i, const uint8_t *p, size_t n)
+{
+	struct fetch_sink *f = arg;
+	(void)i;
+	if (f->hs)
+		crypto_generichash_update(f->hs, p, n);
+	f->total += n;
+	if (io_write_all(f->fd, p, n))
+		return cairn_err_errno(f->err, errno, "cannot write %s", f->name);
+	return 0;
+}
+
 int repo_wal_fetch(struct repo *r, const char *cluster, const char *name, int fd,
 		   struct cairn_err *err)
 {
 	struct wal_entry e;
-	struct buf b = BUF_INIT;
 	crypto_generichash_state hs;
 	uint8_t type = WAL_HASH_TYPE, hash[32];
-	uint64_t total = 0;
 	int rc = repo_wal_stat(r, cluster, name, &e, err);
 	if (rc)
 		return rc;
-	const struct repo_keys *k = repo_get_keys(r);
-	crypto_generichash_init(&hs, k->id_key, sizeof(k->id_key), 32);
-	crypto_generichash_update(&hs, &type, 1);
-	for (size_t i = 0; i < e.nblobs && !rc; i++) {
-		rc = repo_get_blob(r, BLOB_DATA, e.blobs[i].id, &b, err);
-		if (rc == CAIRN_ENOTFOUND)
-			rc = CAIRN_ECORRUPT; /* the entry names a blob nobody has */
-		if (rc)
-			break;
-		crypto_generichash_update(&hs, b.data, b.len);
-		total += b.len;
-		if (io_write_all(fd, b.data, b.len))
-			rc = cairn_err_errno(err, errno, "cannot write %s", name);
+	/* Every blob is verified as it is opened (in parallel); a WL2 entry's
+	 * hash over the list was checked when it was loaded, a WL1 entry's
+	 * hash is over the content. */
+	struct fetch_sink f = {fd, name, e.version == 1 ? &hs : NULL, 0, err};
+	if (f.hs) {
+		const struct repo_keys *k = repo_get_keys(r);
+		crypto_generichash_init(&hs, k->id_key, sizeof(k->id_key), 32);
+		crypto_generichash_update(&hs, &type, 1);
 	}
-	if (!rc) {
+	rc = repo_get_blobs(r, BLOB_DATA, e.blobs, e.nblobs, fetch_write, &f, err);
+	if (rc == CAIRN_ENOTFOUND)
+		rc = CAIRN_ECORRUPT; /* the entry names a blob nobody has */
+	if (!rc && f.hs)
 		crypto_generichash_final(&hs, hash, 32);
-		if (total != e.size || sodium_memcmp(hash, e.hash, 32) != 0)
-			rc = cairn_err_set(err, CAIRN_ECORRUPT,
-					   "WAL file %s does not match its recorded hash", name);
-	}
+	if (!rc && (f.total != e.size || (f.hs && sodium_memcmp(hash, e.hash, 32) != 0)))
+		rc = cairn_err_set(err, CAIRN_ECORRUPT,
+				   "WAL file %s does not match its recorded hash", name);
 	if (rc == CAIRN_ECORRUPT)
 		cairn_err_prefix(err, "WAL %s of cluster %s", name, cluster);
-	buf_free(&b);
 	wal_entry_free(&e);
 	return rc;
 }

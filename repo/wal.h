@@ -4,12 +4,16 @@
  * content and the keyed hash of the whole, so that listing a prefix tells
  * which WAL a restore can reach.
  *
- *   entry   := sealed object, magic "CAIRNWL1", payload:
+ *   entry   := sealed object, magic "CAIRNWL2" (or "CAIRNWL1"), payload:
  *              str16 cluster, str16 file name (as PostgreSQL names it),
  *              u64 size, hash[32], u64 pushed_ns, uvar nblobs,
  *              nblobs × (id[32], uvar raw_len)
- *   hash    := keyed BLAKE2b-256 (id_key) over the byte 0x57 ('W') then
- *              the whole content
+ *   hash    := WL2: keyed BLAKE2b-256 (id_key) over the byte 0x58 ('X')
+ *              then every (id[32], u32 raw_len) of the list: the blob ids
+ *              commit to the content, so the content is hashed once (for
+ *              the ids), not twice;
+ *              WL1 (read only): over the byte 0x57 ('W') then the whole
+ *              content
  *
  * The cluster and file name inside the sealed payload must equal the
  * object's key: an entry cannot be moved to another name unnoticed.
@@ -33,6 +37,7 @@ struct wal_entry {
 	char name[WAL_NAME_MAX + 1];
 	uint64_t size;
 	uint8_t hash[32];
+	int version;      /* 1: WL1 (hash over the content), 2: WL2 (over the list) */
 	int64_t pushed_ns;
 	struct blob_ref *blobs;
 	size_t nblobs;
@@ -53,9 +58,10 @@ int repo_wal_stat(struct repo *r, const char *cluster, const char *name,
 		  struct wal_entry *e, struct cairn_err *err);
 void wal_entry_free(struct wal_entry *e);
 
-/* Writes the archived file to fd, verified (every blob, then the whole
- * hash and size): CAIRN_ECORRUPT on any mismatch, CAIRN_ENOTFOUND if not
- * archived. */
+/* Writes the archived file to fd, verified (the entry's hash over its
+ * list on loading, every blob as it is opened, in parallel, then the size
+ * and, for WL1, the whole hash): CAIRN_ECORRUPT on any mismatch,
+ * CAIRN_ENOTFOUND if not archived. */
 int repo_wal_fetch(struct repo *r, const char *cluster, const char *name, int fd,
 		   struct cairn_err *err);
 

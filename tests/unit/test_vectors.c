@@ -128,6 +128,12 @@
  * "hello world\n", pushed_ns 1700000200000000000 (bytes 72..79). */
 #define V_WAL_KEY "wal/main/00000001000000000000000a"
 #define V_WAL_HASH "3e2a6469d3a75c05dfcaaee3d0a6fa5c0c84e6f51a8c887d6fed3d4d67294492"
+#define V_WAL2_HASH "4405a2930216e624ed719e33ba7c27466f8dfe595990a9cb0e643fb6a142826d"
+#define V_WAL2_PAYLOAD \
+	"04006d61696e1800303030303030303130303030303030303030303030303041" \
+	"0c000000000000004405a2930216e624ed719e33ba7c27466f8dfe595990a9cb" \
+	"0e643fb6a142826d00d017c72c9d971701c8fc78dfa39661b4ff081ecb8bd932" \
+	"1c989e2f27b0f2a1b83ae751c5e09d52ed0c"
 #define V_WAL_PUSHED_NS 1700000200000000000LL
 #define V_WAL_PUSHED_AT 72
 #define V_WAL_PAYLOAD \
@@ -851,6 +857,22 @@ struct dec_entry {
 	uint64_t lens[20];
 };
 
+/* WL2: over 0x58 and every (id, u32 len) of the list, from FORMAT.md. */
+static void wal_list_hash(uint8_t out[32], const struct repo_keys *k, const struct dec_entry *d)
+{
+	crypto_generichash_state hs;
+	const uint8_t x = 0x58;
+	crypto_generichash_init(&hs, k->id_key, 32, 32);
+	crypto_generichash_update(&hs, &x, 1);
+	for (uint64_t i = 0; i < d->nblobs; i++) {
+		uint8_t len[4] = {(uint8_t)d->lens[i], (uint8_t)(d->lens[i] >> 8),
+				  (uint8_t)(d->lens[i] >> 16), (uint8_t)(d->lens[i] >> 24)};
+		crypto_generichash_update(&hs, d->ids[i], 32);
+		crypto_generichash_update(&hs, len, 4);
+	}
+	crypto_generichash_final(&hs, out, 32);
+}
+
 static int dec_payload(const uint8_t *p, size_t n, struct dec_entry *d)
 {
 	struct rd r = rd_make(p, n);
@@ -950,18 +972,20 @@ static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct
 	int64_t t1 = now_ns();
 	CHECK(already == 0);
 	CHECK_RC(storage_get(st, V_WAL_KEY, 0, STORAGE_WHOLE, &raw, &err), 0);
-	CHECK(raw.len > 8 && memcmp(raw.data, "CAIRNWL1", 8) == 0);
-	CHECK_RC(obj_open(s, k, "CAIRNWL1", NULL, raw.data, raw.len, &plain, "entry", &err), 0);
+	CHECK(raw.len > 8 && memcmp(raw.data, "CAIRNWL2", 8) == 0);
+	CHECK_RC(obj_open(s, k, "CAIRNWL2", NULL, raw.data, raw.len, &plain, "entry", &err), 0);
 	CHECK(dec_payload(plain.data, plain.len, &d) == 0);
 	uint8_t h[32];
 	wal_hash(h, k, HELLO, 12);
 	CHECK(hex_is(h, 32, V_WAL_HASH));
+	wal_list_hash(h, k, &d);
+	CHECK(hex_is(h, 32, V_WAL2_HASH));
 	CHECK(!strcmp(d.cluster, "main") && !strcmp(d.name, "00000001000000000000000A") &&
 	      d.size == 12 && memcmp(d.hash, h, 32) == 0 && d.pushed_ns >= t0 &&
 	      d.pushed_ns <= t1 && d.nblobs == 1 && hex_is(d.ids[0], 32, V_HELLO_ID) &&
 	      d.lens[0] == 12);
 	/* Byte for byte the vector, but for the push's clock. */
-	uint8_t *v = unhex(V_WAL_PAYLOAD, &n);
+	uint8_t *v = unhex(V_WAL2_PAYLOAD, &n);
 	CHECK(n == 114 && le_get64(v + V_WAL_PUSHED_AT) == (uint64_t)V_WAL_PUSHED_NS);
 	le_put64(v + V_WAL_PUSHED_AT, (uint64_t)d.pushed_ns);
 	CHECK(plain.len == n && memcmp(plain.data, v, n) == 0);
@@ -998,10 +1022,13 @@ static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct
 	struct wal_entry e;
 	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000A", &e, &err), 0);
 	CHECK(e.pushed_ns == V_WAL_PUSHED_NS && e.size == 12 && e.nblobs == 1 &&
-	      hex_is(e.hash, 32, V_WAL_HASH));
+	      e.version == 1 && hex_is(e.hash, 32, V_WAL_HASH));
 	wal_entry_free(&e);
 	CHECK_RC(fetch(r, dir, "main", "00000001000000000000000A", &got), 0);
 	CHECK(got.len == 12 && memcmp(got.data, HELLO, 12) == 0);
+	/* A WL1 entry and a push of the same content: already archived. */
+	CHECK_RC(push(r, dir, "main", "00000001000000000000000A", HELLO, 12, &already), 0);
+	CHECK(already == 1);
 	/* Moved to another key (file name or cluster), it is refused. */
 	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000b", sealed, n, &err), 0);
 	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000B", &e, &err), CAIRN_ECORRUPT);
@@ -1028,6 +1055,18 @@ static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct
 	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000d", b.data, b.len, &err), 0);
 	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000D", &e, &err), CAIRN_ECORRUPT);
 	free(v);
+	/* A WL2 entry whose hash does not match its list: refused on load. */
+	v = unhex(V_WAL2_PAYLOAD, &n);
+	v[31] = 'E';
+	v[45] ^= 1;
+	CHECK_RC(obj_seal(s, k, "CAIRNWL2", v, n, &b, oname, &err), 0);
+	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000e", b.data, b.len, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000E", &e, &err), CAIRN_ECORRUPT);
+	v[45] ^= 1;
+	CHECK_RC(obj_seal(s, k, "CAIRNWL2", v, n, &b, oname, &err), 0);
+	CHECK_RC(storage_put(st, "wal/main/00000001000000000000000f", b.data, b.len, &err), 0);
+	CHECK_RC(repo_wal_stat(r, "main", "00000001000000000000000F", &e, &err), CAIRN_ECORRUPT);
+	free(v); /* (moved: its name inside says ...0E) */
 
 	/* Several blobs: the chunker vector's 1 MiB, in content order. */
 	size_t len = 1u << 20;
@@ -1038,9 +1077,9 @@ static void test_wal(const uint8_t master[32], const struct repo_keys *k, struct
 		CHECK_RC(push(r, dir, "main", "000000010000000000000001", data, len, &already), 0);
 		CHECK_RC(storage_get(st, "wal/main/000000010000000000000001", 0, STORAGE_WHOLE, &raw,
 				     &err), 0);
-		CHECK_RC(obj_open(s, k, "CAIRNWL1", NULL, raw.data, raw.len, &plain, "e", &err), 0);
+		CHECK_RC(obj_open(s, k, "CAIRNWL2", NULL, raw.data, raw.len, &plain, "e", &err), 0);
 		CHECK(dec_payload(plain.data, plain.len, &d) == 0);
-		wal_hash(h, k, data, len);
+		wal_list_hash(h, k, &d);
 		CHECK(d.size == len && memcmp(d.hash, h, 32) == 0 &&
 		      d.nblobs == sizeof(V_CUTS) / sizeof(V_CUTS[0]));
 		size_t off = 0;
