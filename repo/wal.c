@@ -196,8 +196,8 @@ int repo_wal_push(struct repo *r, const char *cluster, const char *name, int fd,
 	rc = entry_key(key, sizeof(key), cluster, name, err);
 	if (rc)
 		return rc;
-	if (cap < 16u << 20)
-		cap = 16u << 20;
+	if (cap < 4u << 20) /* larger only costs page faults: every push is a new process */
+		cap = 4u << 20;
 	buf = malloc(cap);
 	s = sealer_new(1);
 	if (!buf || !s) {

@@ -125,21 +125,25 @@ pg_stop src
 rm -rf "$W/restore/load"
 
 # ---- 2. incremental cost ----------------------------------------------------
-# cairn's incremental unit is the file: a file whose size, mtime, ctime and
-# inode are those of the parent's record (and older than its start - 2 s) is
-# not read; a changed file is read whole, and only its changed chunks
-# (content-defined, ~64 KiB) are new.  pgbench's random single-row updates
-# touch pages all over pgbench_accounts (~80% of the data) and its index, so
-# backup 2 reads nearly everything and stores a large share (the ratios are
-# printed).  What is asserted is what the design promises:
+# cairn's incremental unit in time is the file: a file whose size, mtime,
+# ctime and inode are those of the parent's record (and older than its
+# start - 2 s) is not read; a changed file is read whole.  Relation files
+# are cut every 16 KiB at fixed offsets, so of a changed file only the
+# 16 KiB pieces holding changed pages are new, and a long file's blob list
+# is stored as a patch over the parent's (tree list form).  pgbench's
+# random single-row updates touch pages all over pgbench_accounts (~80% of
+# the data) and its index: backup 2 reads nearly everything (PostgreSQL 15
+# keeps no record of changed blocks that a file-level reader could use),
+# but stores a fraction (the ratios are printed: 29.9% at -s 20 -t 2000,
+# where ~9% of the pages changed; 77-81% with 64 KiB content-defined
+# chunks).  What is asserted:
 #   - backup 2 reads no more than the files changed since backup 1 started
 #     (find -newermt/-newerct over the data folder, + 1 MiB), i.e. the
 #     unchanged files are reused, not read;
-#   - of what it reads, under 85% is new (the unchanged chunks of the
-#     changed files dedup);
-#   - it stores less than backup 1.
+#   - of what it reads, under 40% is new (the unchanged pieces dedup);
+#   - it stores less than half of backup 1.
 # CAIRN_PG_LOAD_STRICT=1 also asserts stored < 25% and read < 50% of
-# backup 1 (not reached with this workload: see above).
+# backup 1 (the read share is out of reach at file level: see above).
 # Folders whose contents a base backup skips.
 skipped_dirs=(pg_wal pg_replslot pg_dynshmem pg_notify pg_serial pg_snapshots pg_stat_tmp pg_subtrans)
 changed_bytes() { # datadir since(epoch.frac) -> bytes of the regular files changed since
@@ -188,9 +192,9 @@ echo "# backup 2 after pgbench -t $TX_INC: total $total2, read $read2 ($rr% of b
 ((read2 <= changed + 1048576)) ||
 	fail "backup 2 read $read2 bytes, more than the $changed bytes of files changed since backup 1: unchanged files were read again"
 ((read2 < total2)) || fail "backup 2 read everything ($read2 of $total2 bytes): nothing was reused from backup 1"
-((new2 * 100 < read2 * 85)) ||
-	fail "backup 2: $new2 of the $read2 bytes it read are new ($rn%): the unchanged chunks of changed files did not dedup"
-((stored2 < stored1)) || fail "backup 2 stored $stored2 bytes, not less than backup 1's $stored1"
+((new2 * 100 < read2 * 40)) ||
+	fail "backup 2: $new2 of the $read2 bytes it read are new ($rn%): the unchanged pages of changed files did not dedup"
+((stored2 * 2 < stored1)) || fail "backup 2 stored $stored2 bytes ($rs%), not less than half of backup 1's $stored1"
 if [[ ${CAIRN_PG_LOAD_STRICT:-0} == 1 ]]; then
 	((stored2 * 4 < stored1)) || fail "strict: backup 2 stored $rs% of backup 1's bytes (want < 25%)"
 	((read2 * 2 < read1)) || fail "strict: backup 2 read $rr% of backup 1's bytes (want < 50%)"
