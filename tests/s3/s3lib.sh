@@ -19,7 +19,9 @@
 #   s3_keys PREFIX                   "KEY SIZE" lines of the bucket's objects
 #                                    under PREFIX (every listing page)
 #   s3_repo_prefix [URL]             the key prefix of URL ($CAIRN_REPOSITORY)
-#   rgw_pid                          the radosgw process id
+#   rgw_pid                          the radosgw process id (Ceph only)
+#   S3_DIALECT                       ceph or swift (CAIRN_S3_DIALECT of the
+#                                    env file; ceph when it names none)
 
 if [[ -z ${CAIRN_S3_ENV_FILE:-} ]]; then
 	skip_all "no S3 server: CAIRN_S3_ENV_FILE is not set (run through CTest, which starts Ceph radosgw with tests/s3/start-ceph.sh)"
@@ -35,8 +37,17 @@ unset _k _v
 unset AWS_SESSION_TOKEN CAIRN_S3_TIMEOUT_SECONDS CAIRN_S3_RETRIES CAIRN_S3_LIST_PAGE
 S3_REGION=${CAIRN_S3_REGION:-us-east-1}
 S3_ENDPOINT=$CAIRN_S3_ENDPOINT # (a test may unset CAIRN_S3_ENDPOINT)
+S3_DIALECT=${CAIRN_S3_DIALECT:-ceph}
 export CAIRN_REPOSITORY="s3://$CAIRN_S3_BUCKET/$T_NAME-$$-$RANDOM"
 S3_OUT=$SCRATCH/.s3.out
+# The credentials for curl as a netrc file: Swift's access key
+# ("account:user") has a colon, where --user would split it.
+_S3_NETRC=$SCRATCH/.s3.netrc
+_s3_host=${S3_ENDPOINT#*://}
+_s3_host=${_s3_host%%/*}
+(umask 077 && printf 'machine %s\nlogin %s\npassword %s\n' "${_s3_host%:*}" \
+	"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$_S3_NETRC")
+unset _s3_host
 S3_EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 echo "# S3: $CAIRN_S3_ENDPOINT, repository $CAIRN_REPOSITORY"
 
@@ -60,7 +71,7 @@ s3_req() {
 		up=(-T "$S3_BODY")
 	fi
 	curl -sS -o "$S3_OUT" -w '%{http_code}' -X "$m" \
-		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+		--netrc-file "$_S3_NETRC" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
 		-H "x-amz-content-sha256: $sha" ${up[@]+"${up[@]}"} "$@" "$S3_ENDPOINT$p"
 }
 
