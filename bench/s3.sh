@@ -8,16 +8,24 @@
 #
 #   bench/s3.sh [SIZE_GIB]          default 1
 #
+# CAIRN_BIN=PATH uses that binary instead of building one (Release, in
+# $BUILD, default build-bench); CAIRN_REV names it in the output.
+#
 # Input: files of 256 MiB, half random bytes and half text (as
 # bench/backup_memory.sh).  Loopback only: the figures measure cairn and
 # radosgw on this machine, not a network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gib=${1:-1}
-build=${BUILD:-build-bench}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target cairn >/dev/null
-cairn=$PWD/$build/cairn
+if [ -n "${CAIRN_BIN:-}" ]; then
+	cairn=$(cd "$(dirname "$CAIRN_BIN")" && pwd)/$(basename "$CAIRN_BIN")
+else
+	build=${BUILD:-build-bench}
+	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$build" -j"$(nproc)" --target cairn >/dev/null
+	cairn=$PWD/$build/cairn
+fi
+rev=${CAIRN_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-s3.XXXXXX")
 cleanup() {
 	tests/s3/stop-ceph.sh "$work/ceph" --wipe >/dev/null 2>&1 || true
@@ -53,7 +61,7 @@ objects() { # "objects bytes" in the bucket
 mib() { echo "scale=1; $1 / 1048576" | bc; }
 
 printf 'cairn %s, %s cores, %s, %s GiB input (%s bytes), radosgw %s on memstore\n' \
-	"$(git rev-parse --short HEAD)" "$(nproc)" "$(date -u +%Y-%m-%d)" "$gib" "$bytes" \
+	"$rev" "$(nproc)" "$(date -u +%Y-%m-%d)" "$gib" "$bytes" \
 	"$(radosgw --version | awk '{print $3}')"
 printf '| run | wall s | MiB/s of input | requests | GET | PUT |\n| --- | --- | --- | --- | --- | --- |\n'
 run() { # label, command...
