@@ -39,14 +39,20 @@ static void *thread_main(void *p)
 
 void par_for(unsigned nworkers, size_t n, par_fn fn, void *arg)
 {
+	par_for_with(nworkers, n, fn, arg, NULL, NULL);
+}
+
+void par_for_with(unsigned nworkers, size_t n, par_fn fn, void *arg,
+		  void (*first)(void *), void *first_arg)
+{
 	struct job j = {fn, arg, n, 0};
 	pthread_t th[PAR_MAX];
 	struct worker w[PAR_MAX];
 	unsigned started = 0;
 	if (nworkers > PAR_MAX)
 		nworkers = PAR_MAX;
-	if (nworkers > n)
-		nworkers = (unsigned)n;
+	if (nworkers > n + (first != NULL))
+		nworkers = (unsigned)n + (first != NULL);
 	for (unsigned k = 1; k < nworkers; k++) {
 		w[started].job = &j;
 		w[started].id = k;
@@ -54,6 +60,8 @@ void par_for(unsigned nworkers, size_t n, par_fn fn, void *arg)
 			break;
 		started++;
 	}
+	if (first)
+		first(first_arg);
 	run(&j, 0);
 	for (unsigned k = 0; k < started; k++)
 		pthread_join(th[k], NULL);

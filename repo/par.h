@@ -21,6 +21,12 @@ typedef void (*par_fn)(void *arg, size_t i, unsigned worker);
  * If threads cannot be started, the caller does the rest alone. */
 void par_for(unsigned nworkers, size_t n, par_fn fn, void *arg);
 
+/* The same, but the calling thread first runs first(first_arg) while the
+ * other threads start on the items, then joins them: a pipeline stage
+ * (say, writing out the previous batch) beside this batch's work. */
+void par_for_with(unsigned nworkers, size_t n, par_fn fn, void *arg,
+		  void (*first)(void *), void *first_arg);
+
 /* Workers to use: the CAIRN_THREADS environment variable (1 .. 64) if set,
  * else the online CPUs, at most PAR_MAX_DEFAULT. */
 #define PAR_MAX_DEFAULT 8

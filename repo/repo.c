@@ -63,6 +63,10 @@ struct repo {
 	struct sealer *wsealer[64];
 	struct buf *items;
 	size_t nitems;
+	/* repo_get_blobs: per-window locations and results, two windows */
+	struct blob_loc *gloc[2];
+	int *grc[2];
+	struct cairn_err *gerrs[2];
 };
 
 /* ---- config ------------------------------------------------------------- */
@@ -463,6 +467,11 @@ void repo_close(struct repo *r)
 	for (size_t i = 0; i < r->nitems; i++)
 		buf_free(&r->items[i]);
 	free(r->items);
+	for (int k = 0; k < 2; k++) {
+		free(r->gloc[k]);
+		free(r->grc[k]);
+		free(r->gerrs[k]);
+	}
 	sealer_free(r->sealer);
 	cache_close(r->cache);
 	keys_free(r->keys);
@@ -1050,25 +1059,31 @@ int repo_get_blob(struct repo *r, uint8_t type, const uint8_t id[32],
 	return rc;
 }
 
+/* One window of repo_get_blobs: items[off + i] hold the sealed bytes of
+ * blob i, items[off + GET_WINDOW + i] its plaintext. */
 struct get_batch {
 	struct repo *r;
 	uint8_t type;
 	const struct blob_ref *refs;
+	size_t base, w, off;
 	struct blob_loc *loc;
-	size_t w; /* items[i]: sealed; items[w + i]: opened */
 	int *rc;
 	struct cairn_err *errs;
 };
+
+#define GET_WINDOW 256
+#define GET_WINDOW_BYTES (32u * 1024 * 1024)
 
 static void get_open(void *arg, size_t i, unsigned worker)
 {
 	struct get_batch *x = arg;
 	struct repo *r = x->r;
+	struct buf *sealed = &r->items[x->off + i], *out = &r->items[x->off + GET_WINDOW + i];
 	if (x->rc[i])
 		return;
-	x->rc[i] = blob_open(r->wsealer[worker], r->keys, x->type, x->refs[i].id, r->items[i].data,
-			     r->items[i].len, x->loc[i].raw_len, &r->items[x->w + i], &x->errs[i]);
-	if (!x->rc[i] && r->items[x->w + i].len != x->refs[i].len)
+	x->rc[i] = blob_open(r->wsealer[worker], r->keys, x->type, x->refs[i].id, sealed->data,
+			     sealed->len, x->loc[i].raw_len, out, &x->errs[i]);
+	if (!x->rc[i] && out->len != x->refs[i].len)
 		x->rc[i] = cairn_err_set(&x->errs[i], CAIRN_ECORRUPT,
 					 "blob length differs from the tree");
 	if (x->rc[i] == CAIRN_ECORRUPT || x->rc[i] == CAIRN_ENOTFOUND) {
@@ -1078,20 +1093,20 @@ static void get_open(void *arg, size_t i, unsigned worker)
 	}
 }
 
-/* Reads the sealed bytes of items [0, w) of x: neighbours in one pack
- * (at most GET_GAP apart) come in one read. */
+/* Reads the sealed bytes of the window: neighbours in one pack (at most
+ * GET_GAP apart) come in one read. */
 #define GET_GAP (256u * 1024)
-static void get_sealed(struct get_batch *x, size_t w, struct buf *range)
+static void get_sealed(struct get_batch *x, struct buf *range)
 {
 	struct repo *r = x->r;
-	for (size_t i = 0; i < w;) {
+	for (size_t i = 0; i < x->w;) {
 		if (x->rc[i]) {
 			i++;
 			continue;
 		}
 		size_t j = i + 1;
 		uint64_t start = x->loc[i].offset, end = start + x->loc[i].sealed_len;
-		while (j < w && !x->rc[j] && !memcmp(x->loc[j].pack, x->loc[i].pack, 32) &&
+		while (j < x->w && !x->rc[j] && !memcmp(x->loc[j].pack, x->loc[i].pack, 32) &&
 		       x->loc[j].offset >= end && x->loc[j].offset - end <= GET_GAP &&
 		       x->loc[j].offset + x->loc[j].sealed_len - start <= 64u * 1024 * 1024) {
 			end = x->loc[j].offset + x->loc[j].sealed_len;
@@ -1112,8 +1127,9 @@ static void get_sealed(struct get_batch *x, size_t w, struct buf *range)
 				}
 				continue;
 			}
-			buf_reset(&r->items[k]);
-			if (buf_append(&r->items[k], range->data + (x->loc[k].offset - start),
+			struct buf *it = &r->items[x->off + k];
+			buf_reset(it);
+			if (buf_append(it, range->data + (x->loc[k].offset - start),
 				       x->loc[k].sealed_len))
 				x->rc[k] = cairn_err_set(&x->errs[k], CAIRN_ENOMEM, "out of memory");
 		}
@@ -1121,56 +1137,106 @@ static void get_sealed(struct get_batch *x, size_t w, struct buf *range)
 	}
 }
 
-#define GET_WINDOW 256
-#define GET_WINDOW_BYTES (32u * 1024 * 1024)
+/* Locates and reads window [base, ...) of refs into x (on the calling
+ * thread: the cache and the storage handle stay on it).  0, or a fatal
+ * error (damage is recorded per blob instead). */
+static int get_fetch(struct get_batch *x, const struct blob_ref *refs, size_t n, size_t base,
+		     struct buf *range, struct cairn_err *err)
+{
+	uint64_t bytes = 0;
+	x->base = base;
+	x->refs = refs + base;
+	x->w = 0;
+	while (base + x->w < n && x->w < GET_WINDOW && (x->w == 0 || bytes < GET_WINDOW_BYTES))
+		bytes += refs[base + x->w++].len;
+	for (size_t i = 0; i < x->w; i++) {
+		x->rc[i] = repo_find_blob(x->r, x->refs[i].id, &x->loc[i], &x->errs[i]);
+		if (x->rc[i] && x->rc[i] != CAIRN_ENOTFOUND && x->rc[i] != CAIRN_ECORRUPT) {
+			if (err)
+				*err = x->errs[i];
+			return x->rc[i];
+		}
+	}
+	get_sealed(x, range);
+	return 0;
+}
+
+struct get_drain {
+	struct get_batch *x;
+	int (*sink)(void *arg, size_t i, const uint8_t *p, size_t len);
+	void *arg;
+	struct cairn_err *err;
+	int rc;
+};
+
+/* Hands an opened window to the sink, in order, up to its first damaged
+ * blob. */
+static void get_drain_run(void *p)
+{
+	struct get_drain *d = p;
+	struct get_batch *x = d->x;
+	for (size_t i = 0; i < x->w && !d->rc; i++) {
+		if (x->rc[i]) {
+			if (d->err)
+				*d->err = x->errs[i];
+			d->rc = x->rc[i];
+		} else {
+			struct buf *out = &x->r->items[x->off + GET_WINDOW + i];
+			d->rc = d->sink(d->arg, x->base + i, out->data, out->len);
+		}
+	}
+}
 
 int repo_get_blobs(struct repo *r, uint8_t type, const struct blob_ref *refs, size_t n,
 		   int (*sink)(void *arg, size_t i, const uint8_t *p, size_t len), void *arg,
 		   struct cairn_err *err)
 {
-	struct get_batch x = {r, type, NULL, calloc(GET_WINDOW, sizeof(struct blob_loc)), 0,
-			      calloc(GET_WINDOW, sizeof(int)),
-			      calloc(GET_WINDOW, sizeof(struct cairn_err))};
+	/* Two windows in flight: while the calling thread hands window k to
+	 * the sink, the other threads open window k + 1. */
+	struct get_batch w[2];
 	struct buf range = BUF_INIT;
-	int rc = !x.loc || !x.rc || !x.errs ? cairn_err_set(err, CAIRN_ENOMEM, "out of memory")
-					    : batch_ready(r, 2 * GET_WINDOW, err);
-	for (size_t base = 0; base < n && !rc;) {
-		/* A window: up to GET_WINDOW blobs, GET_WINDOW_BYTES of data. */
-		size_t w = 0;
-		uint64_t bytes = 0;
-		while (base + w < n && w < GET_WINDOW && (w == 0 || bytes < GET_WINDOW_BYTES))
-			bytes += refs[base + w++].len;
-		x.refs = refs + base;
-		x.w = GET_WINDOW;
-		for (size_t i = 0; i < w; i++) {
-			x.rc[i] = repo_find_blob(r, x.refs[i].id, &x.loc[i], &x.errs[i]);
-			if (x.rc[i] && x.rc[i] != CAIRN_ENOTFOUND && x.rc[i] != CAIRN_ECORRUPT) {
-				if (err)
-					*err = x.errs[i];
-				rc = x.rc[i];
-				break;
-			}
+	int rc = batch_ready(r, 4 * GET_WINDOW, err);
+	for (int k = 0; k < 2 && !rc; k++) {
+		if (!r->gloc[k]) { /* once per handle: no allocation per file */
+			r->gloc[k] = calloc(GET_WINDOW, sizeof(struct blob_loc));
+			r->grc[k] = calloc(GET_WINDOW, sizeof(int));
+			r->gerrs[k] = calloc(GET_WINDOW, sizeof(struct cairn_err));
 		}
-		if (rc)
+		if (!r->gloc[k] || !r->grc[k] || !r->gerrs[k])
+			rc = cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+		w[k] = (struct get_batch){r, type, NULL, 0, 0, (size_t)k * 2 * GET_WINDOW,
+					  r->gloc[k], r->grc[k], r->gerrs[k]};
+	}
+	struct get_batch *cur = &w[0], *next = &w[1];
+	if (!rc && n > 0) {
+		rc = get_fetch(cur, refs, n, 0, &range, err);
+		if (!rc)
+			par_for(r->nworkers, cur->w, get_open, cur);
+	}
+	while (!rc && n > 0) {
+		size_t after = cur->base + cur->w;
+		struct get_drain d = {cur, sink, arg, err, 0};
+		if (after >= n) {
+			get_drain_run(&d);
+			rc = d.rc;
 			break;
-		get_sealed(&x, w, &range);
-		par_for(r->nworkers, w, get_open, &x);
-		for (size_t i = 0; i < w && !rc; i++) {
-			if (x.rc[i]) {
-				if (err)
-					*err = x.errs[i];
-				rc = x.rc[i];
-			} else {
-				rc = sink(arg, base + i, r->items[GET_WINDOW + i].data,
-					  r->items[GET_WINDOW + i].len);
-			}
 		}
-		base += w;
+		struct cairn_err ferr;
+		int frc = get_fetch(next, refs, n, after, &range, &ferr);
+		if (frc)
+			next->w = 0; /* nothing to open: drain cur, then fail */
+		par_for_with(r->nworkers, next->w, get_open, next, get_drain_run, &d);
+		rc = d.rc;
+		if (!rc && frc) {
+			if (err)
+				*err = ferr;
+			rc = frc;
+		}
+		struct get_batch *t = cur;
+		cur = next;
+		next = t;
 	}
 	buf_free(&range);
-	free(x.loc);
-	free(x.rc);
-	free(x.errs);
 	return rc;
 }
 

@@ -442,6 +442,13 @@ static void test_roundtrip(void)
 	sc.seen = 0;
 	CHECK_RC(repo_get_blobs(r, BLOB_DATA, refs, 300, sink_cmp, &sc, NULL), CAIRN_ENOTFOUND);
 	CHECK(sc.seen == 150 && sc.bad == 0);
+	/* ... also in the second window (256 blobs each), opened while the
+	 * first is handed out. */
+	refs[150].id[0] ^= 1;
+	refs[280].id[0] ^= 1;
+	sc.seen = 0;
+	CHECK_RC(repo_get_blobs(r, BLOB_DATA, refs, 300, sink_cmp, &sc, NULL), CAIRN_ENOTFOUND);
+	CHECK(sc.seen == 280 && sc.bad == 0);
 	snapshot_free(&found);
 	char prefix[9];
 	memcpy(prefix, s.name, 8);
