@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "pg/pgbackup.h"
 #include "pg/pgrestore.h"
+#include "pg/prefetch.h"
 #include "pg/remote.h"
 #include "repo/lock.h"
 #include "repo/wal.h"
@@ -11,6 +12,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int cli_cluster(struct cli *c, char *out, size_t n, struct cairn_err *err)
@@ -72,14 +75,65 @@ int cmd_archive_push(struct cli *c)
 	return EXIT_OK;
 }
 
+/* Segments archive-get fetches ahead (CAIRN_PREFETCH, 0 to 64). */
+#define PREFETCH_DEFAULT 8
+static unsigned prefetch_count(void)
+{
+	const char *e = getenv("CAIRN_PREFETCH");
+	if (!e || !*e)
+		return PREFETCH_DEFAULT;
+	char *end;
+	unsigned long v = strtoul(e, &end, 10);
+	return *end || v > 64 ? PREFETCH_DEFAULT : (unsigned)v;
+}
+
+/* Starts a detached prefetcher for the segments after `name` and returns
+ * at once (PostgreSQL waits for restore_command to exit, not for it).  It
+ * opens the repository anew: no handle crosses a fork. */
+static void prefetch_start(struct cli *c, const char *cluster, const char *name,
+			   uint32_t seg_size, unsigned count)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return;
+	if (pid > 0) {
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/* First child: a new session, and a grandchild that nobody waits on. */
+	if (setsid() < 0 || fork() != 0)
+		_exit(0);
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+	}
+	struct cairn_err err = {0, ""};
+	struct repo *r = NULL;
+	char spool[4096];
+	c->quiet = 1;
+	if (cli_open(c, &r, &err) == 0 && pg_prefetch_spool(r, cluster, spool, sizeof(spool), &err) == 0)
+		pg_prefetch_run(r, cluster, spool, name, seg_size, count, &err);
+	repo_close(r);
+	_exit(0);
+}
+
 int cmd_archive_get(struct cli *c)
 {
 	struct cairn_err err = {0, ""};
 	struct repo *r = NULL;
-	char cluster[CLUSTER_NAME_MAX + 1], tmp[4200];
+	char cluster[CLUSTER_NAME_MAX + 1], tmp[4200], spool[4096];
 	if (c->nargs != 2)
 		return cli_usage("archive-get needs the WAL file's name and destination (%%f %%p)");
 	const char *name = c->args[0], *dest = c->args[1];
+	unsigned ahead = prefetch_count();
+	struct pg_walname w;
+	/* A segment's name (with the smallest segment size, the widest low
+	 * part): only segments are prefetched. */
+	int segment = pg_walname_parse(name, 1u << 20, &w) == 0 && w.kind == PG_WALNAME_SEGMENT;
 	int rc = cli_cluster(c, cluster, sizeof(cluster), &err);
 	if (rc) {
 		cli_fail(c, rc, &err);
@@ -91,33 +145,53 @@ int cmd_archive_get(struct cli *c)
 		cli_fail(c, rc, &err);
 		return EXIT_FATAL_FOR_PG;
 	}
-	struct wal_entry e;
-	rc = repo_wal_stat(r, cluster, name, &e, &err);
-	if (rc == CAIRN_ENOTFOUND) {
-		/* What PostgreSQL expects at the end of the archive: quiet. */
-		repo_close(r);
+	/* Fetched ahead by the previous call? */
+	int spooled = ahead && segment &&
+		      pg_prefetch_spool(r, cluster, spool, sizeof(spool), &err) == 0 &&
+		      pg_prefetch_take(spool, name, dest, &err) == 1;
+	uint64_t size = 0;
+	if (spooled) {
+		struct stat st;
+		if (stat(dest, &st) == 0)
+			size = (uint64_t)st.st_size;
 		if (c->verbose)
-			fprintf(stderr, "cairn: %s is not archived for cluster %s\n", name, cluster);
-		return EXIT_FAIL;
+			fprintf(stderr, "cairn: %s taken from the prefetch spool\n", name);
+	} else {
+		struct wal_entry e;
+		rc = repo_wal_stat(r, cluster, name, &e, &err);
+		if (rc == CAIRN_ENOTFOUND) {
+			/* What PostgreSQL expects at the end of the archive: quiet. */
+			repo_close(r);
+			if (c->verbose)
+				fprintf(stderr, "cairn: %s is not archived for cluster %s\n", name, cluster);
+			return EXIT_FAIL;
+		}
+		size = e.size;
+		wal_entry_free(&e);
+		/* Verified into a temporary file first: PostgreSQL never sees a
+		 * file that failed verification. */
+		snprintf(tmp, sizeof(tmp), "%s.cairn-tmp", dest);
+		int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (!rc && fd < 0)
+			rc = cairn_err_errno(&err, errno, "cannot create %s", tmp);
+		if (!rc)
+			rc = repo_wal_fetch(r, cluster, name, fd, &err);
+		if (fd >= 0 && close(fd) != 0 && !rc)
+			rc = cairn_err_errno(&err, errno, "cannot write %s", tmp);
+		if (!rc && rename(tmp, dest) != 0)
+			rc = cairn_err_errno(&err, errno, "cannot rename %s to %s", tmp, dest);
+		if (rc)
+			unlink(tmp);
 	}
-	wal_entry_free(&e);
-	/* Verified into a temporary file first: PostgreSQL never sees a file
-	 * that failed verification. */
-	snprintf(tmp, sizeof(tmp), "%s.cairn-tmp", dest);
-	int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (!rc && fd < 0)
-		rc = cairn_err_errno(&err, errno, "cannot create %s", tmp);
-	if (!rc)
-		rc = repo_wal_fetch(r, cluster, name, fd, &err);
-	if (fd >= 0 && close(fd) != 0 && !rc)
-		rc = cairn_err_errno(&err, errno, "cannot write %s", tmp);
-	if (!rc && rename(tmp, dest) != 0)
-		rc = cairn_err_errno(&err, errno, "cannot rename %s to %s", tmp, dest);
-	if (rc)
-		unlink(tmp);
 	repo_close(r);
-	if (!rc)
+	if (!rc) {
+		/* A segment's size is the cluster's segment size: the names of
+		 * the next ones follow from it. */
+		if (ahead && size <= UINT32_MAX &&
+		    pg_walname_parse(name, (uint32_t)size, &w) == 0 && w.kind == PG_WALNAME_SEGMENT)
+			prefetch_start(c, cluster, name, (uint32_t)size, ahead);
 		return EXIT_OK;
+	}
 	cli_fail(c, rc, &err);
 	/* PostgreSQL takes any exit status up to 125 as "no such file" and
 	 * would end recovery there, promoting a cluster that misses WAL; 127
