@@ -6,12 +6,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long a writer waits for an exclusive lock (prune's deletion window,
+ * a repair) to end before it gives up. */
+#define WRITER_WAIT_NS (60ull * 1000000000)
+
+struct lease_wait {
+	struct cli *c;
+	int waited;
+};
+
+static void lease_note(void *arg, const char *msg)
+{
+	struct lease_wait *w = arg;
+	w->waited = 1;
+	cli_note(w->c, msg);
+}
+
 int cli_lease_take(struct cli *c, struct repo *r, struct repo_lock **l, struct cairn_err *err)
 {
-	(void)c;
-	int rc = repo_lock(r, REPO_LOCK_SHARED, l, err);
-	if (rc)
+	struct lease_wait w = {c, 0};
+	struct repo_lock_opts o;
+	memset(&o, 0, sizeof(o));
+	o.wait_ns = WRITER_WAIT_NS;
+	o.note = lease_note;
+	o.note_arg = &w;
+	int rc = repo_lock_with(r, REPO_LOCK_SHARED, &o, l, err);
+	/* A prune may have deleted index objects while we waited: bring the
+	 * cache up to date, so that blobs of deleted packs are stored again
+	 * rather than found stale (which would be safe, but wasteful). */
+	if (!rc && w.waited)
+		rc = repo_sync_index(r, err);
+	if (rc) {
+		repo_unlock(*l);
 		*l = NULL;
+	}
 	return rc;
 }
 
@@ -47,6 +75,14 @@ static const char *kind_str(const struct lock_entry *e)
 	return e->info.kind == REPO_LOCK_EXCLUSIVE ? "exclusive" : "shared";
 }
 
+/* What the holder does: "prune", "forget", or "" for a writer. */
+static const char *role_str(const struct lock_entry *e)
+{
+	if (e->state == LOCK_DAMAGED || e->info.kind != REPO_LOCK_SHARED)
+		return "";
+	return e->info.role == REPO_ROLE_PRUNE ? "prune" : e->info.role == REPO_ROLE_FORGET ? "forget" : "";
+}
+
 /* One lock as a JSON object; `removed` < 0 leaves that field out. */
 static void json_lock(const struct lock_entry *e, int removed)
 {
@@ -63,7 +99,8 @@ static void json_lock(const struct lock_entry *e, int removed)
 		return;
 	}
 	hex_encode(id, e->info.id, 16);
-	printf(",\"id\":\"%s\",\"kind\":\"%s\",\"host\":", id, kind_str(e));
+	printf(",\"id\":\"%s\",\"kind\":\"%s\",\"role\":\"%s\",\"host\":", id, kind_str(e),
+	       role_str(e));
 	json_str(stdout, e->info.host);
 	printf(",\"pid\":%u,\"created_unix_ns\":%lld,\"refreshed_unix_ns\":%lld,"
 	       "\"age_s\":%lld,\"since_refresh_s\":%lld,\"stale_after_s\":%llu,\"seq\":%llu,"
@@ -95,7 +132,8 @@ static int print_lock(void *arg, const struct lock_entry *e)
 		fmt_secs(age, sizeof(age), e->age_ns);
 		fmt_secs(ref, sizeof(ref) - 4, e->since_refresh_ns);
 		strcat(ref, " ago");
-		printf("%.8s  %-9s  %-20.20s  %8u  %-9s  %-10s  %s\n", id, kind_str(e), e->info.host,
+		printf("%.8s  %-9s  %-20.20s  %8u  %-9s  %-10s  %s\n", id,
+		       *role_str(e) ? role_str(e) : kind_str(e), e->info.host,
 		       e->info.pid, age, ref,
 		       e->state == LOCK_LIVE ? "live" : e->state == LOCK_EXPIRED ? "stale (expired)"
 		       : e->state == LOCK_DEAD ? "stale (process gone)" : "stale (superseded)");

@@ -140,6 +140,9 @@ int lock_encode(const struct lock_info *li, struct buf *out)
 	rc = rc ? rc : buf_put_u64(out, li->seq);
 	rc = rc ? rc : buf_put_str16(out, li->version, strlen(li->version));
 	rc = rc ? rc : buf_put_str16(out, li->process, strlen(li->process));
+	/* Optional: a writer's object (role 0) stays as before the field. */
+	if (li->role)
+		rc = rc ? rc : buf_put_u8(out, li->role);
 	return rc;
 }
 
@@ -171,6 +174,8 @@ int lock_decode(const void *p, size_t n, struct lock_info *li, struct cairn_err 
 	li->seq = rd_u64(&r);
 	rd_text(&r, li->version, LOCK_TEXT_MAX);
 	rd_text(&r, li->process, LOCK_TEXT_MAX);
+	if (!r.bad && rd_left(&r) > 0)
+		li->role = rd_u8(&r);
 	/* Bytes after the known fields belong to a later cairn: ignored. */
 	if (r.bad)
 		return cairn_err_set(err, CAIRN_ECORRUPT, "lock object is truncated or malformed");
@@ -426,17 +431,50 @@ int repo_unlock_one(struct repo *r, const char *ref, int force, struct lock_entr
 
 /* ---- holding a lock ----------------------------------------------------- */
 
-/* The first live lock (not ours) that conflicts with `kind`, or NULL. */
-static const struct lock_entry *conflict(const struct lock_set *s, int kind, const uint8_t id[16])
+/* Whether waiting for lock `e` to end may help a taker of `me`: a shared
+ * taker waits for exclusive locks and forget leases (both short); an
+ * exclusive taker that drains waits for shared locks. */
+static int waitable(const struct lock_info *me, const struct lock_info *e)
 {
+	if (me->kind == REPO_LOCK_EXCLUSIVE)
+		return e->kind != REPO_LOCK_EXCLUSIVE;
+	return e->kind == REPO_LOCK_EXCLUSIVE || e->role == REPO_ROLE_FORGET;
+}
+
+/* A live lock of another holder (neither ours nor our companion's) that
+ * conflicts with `me`, or NULL; one that waiting cannot end comes first. */
+static const struct lock_entry *conflict(const struct lock_set *s, const struct lock_info *me,
+					 const uint8_t *companion)
+{
+	const struct lock_entry *soft = NULL;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct lock_entry *e = &s->v[i];
-		if (e->state != LOCK_LIVE || !memcmp(e->info.id, id, 16))
+		const struct lock_info *o = &e->info;
+		if (e->state != LOCK_LIVE || !memcmp(o->id, me->id, 16) ||
+		    (companion && !memcmp(o->id, companion, 16)))
 			continue;
-		if (kind == REPO_LOCK_EXCLUSIVE || e->info.kind == REPO_LOCK_EXCLUSIVE)
+		int hit = me->kind == REPO_LOCK_EXCLUSIVE || o->kind == REPO_LOCK_EXCLUSIVE ||
+			  (me->role == REPO_ROLE_PRUNE &&
+			   (o->role == REPO_ROLE_PRUNE || o->role == REPO_ROLE_FORGET)) ||
+			  (me->role == REPO_ROLE_FORGET && o->role == REPO_ROLE_PRUNE);
+		if (!hit)
+			continue;
+		if (!waitable(me, o))
 			return e;
+		soft = soft ? soft : e;
 	}
-	return NULL;
+	return soft;
+}
+
+static const char *role_name(const struct lock_info *li)
+{
+	if (li->kind == REPO_LOCK_EXCLUSIVE)
+		return "a prune or repair";
+	switch (li->role) {
+	case REPO_ROLE_PRUNE: return "a prune";
+	case REPO_ROLE_FORGET: return "a forget";
+	default: return "a writer";
+	}
 }
 
 static int refuse(const struct lock_entry *e, const char *when, struct cairn_err *err)
@@ -449,18 +487,24 @@ static int refuse(const struct lock_entry *e, const char *when, struct cairn_err
 	return cairn_err_set(err, CAIRN_ELOCKED,
 			     "%s: the repository is locked by %s (%s lock %.8s of host %s, pid %u, "
 			     "taken %s ago, refreshed %s ago)",
-			     when, e->info.kind == REPO_LOCK_EXCLUSIVE ? "a prune or repair" : "a writer",
-			     kind_name(e->info.kind), idhex, e->info.host, e->info.pid, age, ref);
+			     when, role_name(&e->info), kind_name(e->info.kind), idhex, e->info.host,
+			     e->info.pid, age, ref);
 }
 
-static int check_conflicts(struct repo_lock *l, int kind, const char *when, struct cairn_err *err)
+/* 0 when no live lock conflicts with ours; CAIRN_ELOCKED (err names the
+ * holder, *wait says whether waiting may end it); other errors. */
+static int check_conflicts(struct repo_lock *l, const uint8_t *companion, const char *when,
+			   int *wait, struct cairn_err *err)
 {
 	struct lock_set s;
 	memset(&s, 0, sizeof(s));
+	*wait = 0;
 	int rc = load_locks(l->st, l->keys, l->sealer, &s, err);
-	const struct lock_entry *e = rc ? NULL : conflict(&s, kind, l->info.id);
-	if (e)
+	const struct lock_entry *e = rc ? NULL : conflict(&s, &l->info, companion);
+	if (e) {
+		*wait = waitable(&l->info, &e->info);
 		rc = refuse(e, when, err);
+	}
 	lock_set_free(&s);
 	return rc;
 }
@@ -596,15 +640,70 @@ static void lock_free(struct repo_lock *l)
 	free(l);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* A fresh lease object: new holder id, times now, seq 0. */
+static void lease_start(struct repo_lock *l)
+{
+	l->info.created_ns = l->info.refreshed_ns = now_ns();
+	l->info.seq = 0;
+	randombytes_buf(l->info.id, sizeof(l->info.id));
+}
+
+/* One attempt: look, write, look again (lock.h says why this closes the
+ * race); an exclusive taker with drain_ns looks again until the shared
+ * locks it found are gone.  On failure nothing of ours is left. */
+static int lock_attempt(struct repo_lock *l, const struct repo_lock_opts *o,
+			const uint8_t *companion, int *wait, struct cairn_err *err)
+{
+	int excl = l->info.kind == REPO_LOCK_EXCLUSIVE;
+	int rc = check_conflicts(l, companion, "cannot take a lock", wait, err);
+	if (rc == CAIRN_ELOCKED && excl && o->drain_ns && *wait)
+		rc = 0; /* put ours first, so that new writers wait for us */
+	rc = rc ? rc : put_lock(l, &l->info, l->name, err);
+	if (rc)
+		return rc;
+	uint64_t until = mono_ns() + (excl ? o->drain_ns : 0);
+	const char *when = excl && o->drain_ns ? "writers did not finish in time"
+					       : "another process took a lock at the same time";
+	for (;;) {
+		rc = check_conflicts(l, companion, when, wait, err);
+		if (rc != CAIRN_ELOCKED || !excl || !*wait || mono_ns() >= until)
+			break;
+		sleep_ns(20000000 + randombytes_uniform(20000000));
+	}
+	if (rc) {
+		struct cairn_err e;
+		del_lock(l->st, l->name, &e);
+	}
+	return rc;
+}
+
 int repo_lock_with(struct repo *r, int kind, const struct repo_lock_opts *o,
 		   struct repo_lock **out, struct cairn_err *err)
 {
-	struct repo_lock_opts def = {0, 0, NULL};
+	struct repo_lock_opts def;
+	memset(&def, 0, sizeof(def));
 	*out = NULL;
 	if (!o)
 		o = &def;
 	if (kind != REPO_LOCK_SHARED && kind != REPO_LOCK_EXCLUSIVE)
 		return cairn_err_set(err, CAIRN_EUSAGE, "unknown lock kind %d", kind);
+	uint8_t companion[16];
+	if (o->companion)
+		repo_lock_current(o->companion, NULL, companion);
 	struct repo_lock *l = calloc(1, sizeof(*l));
 	if (!l)
 		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
@@ -623,35 +722,46 @@ int repo_lock_with(struct repo *r, int kind, const struct repo_lock_opts *o,
 	}
 	struct lock_info *li = &l->info;
 	li->kind = (uint8_t)kind;
+	li->role = kind == REPO_LOCK_SHARED ? o->role : 0;
 	if (o->host)
 		snprintf(li->host, sizeof(li->host), "%s", o->host);
 	else
 		this_host(li->host);
 	li->pid = (uint32_t)getpid();
-	li->created_ns = li->refreshed_ns = now_ns();
 	li->stale_after_ns = o->stale_after_ns ? o->stale_after_ns : LOCK_DEFAULT_STALE_AFTER_NS;
 	if (li->stale_after_ns > (uint64_t)INT64_MAX)
 		li->stale_after_ns = (uint64_t)INT64_MAX;
-	randombytes_buf(li->id, sizeof(li->id));
 	snprintf(li->version, sizeof(li->version), "cairn %s", CAIRN_VERSION_STRING);
 	this_process(li->process);
 	l->refresh_ns = o->refresh_ns ? o->refresh_ns : li->stale_after_ns / 3;
 	if (!l->refresh_ns)
 		l->refresh_ns = 1;
 
-	/* Look, write, look again: see lock.h for why this closes the race. */
-	int rc = check_conflicts(l, kind, "cannot take a lock", err);
-	rc = rc ? rc : put_lock(l, li, l->name, err);
-	if (rc) {
-		lock_free(l);
-		return rc;
+	uint64_t until = mono_ns() + o->wait_ns, backoff = 20000000;
+	int rc, noted = 0;
+	for (;;) {
+		int wait = 0;
+		lease_start(l);
+		rc = lock_attempt(l, o, o->companion ? companion : NULL, &wait, err);
+		if (rc != CAIRN_ELOCKED || !wait || !o->wait_ns || mono_ns() >= until)
+			break;
+		if (!noted && o->note) {
+			char msg[sizeof(err->msg) + 40];
+			snprintf(msg, sizeof(msg), "waiting: %s", err->msg);
+			o->note(o->note_arg, msg);
+		}
+		noted = 1;
+		/* An exclusive taker steps back longer, to let writers through. */
+		uint64_t pause = kind == REPO_LOCK_EXCLUSIVE ? 500000000 : backoff;
+		sleep_ns(pause / 2 + randombytes_uniform((uint32_t)(pause / 1000 + 1)) * 1000ull);
+		backoff = backoff * 2 > 500000000 ? 500000000 : backoff * 2;
 	}
-	rc = check_conflicts(l, kind, "another process took a lock at the same time", err);
-	if (!rc && pthread_create(&l->thread, NULL, refresher, l) != 0)
-		rc = cairn_err_set(err, CAIRN_EIO, "cannot start the lock refresh thread");
-	if (rc) {
+	if (!rc && pthread_create(&l->thread, NULL, refresher, l) != 0) {
 		struct cairn_err e;
 		del_lock(l->st, l->name, &e);
+		rc = cairn_err_set(err, CAIRN_EIO, "cannot start the lock refresh thread");
+	}
+	if (rc) {
 		lock_free(l);
 		return rc;
 	}

@@ -4,9 +4,10 @@
  * to wait for, and that expire by themselves so that a crashed host never
  * wedges the repository.  FORMAT.md section 14 is the byte-level contract.
  *
- * Kinds: a SHARED lock is held by every writer (backup, archive-push); any
- * number of them coexist.  An EXCLUSIVE lock (prune, repair) excludes every
- * other lock.  A lock is one sealed object (magic "CAIRNLK1") named, like
+ * Kinds: a SHARED lock is held by every writer (backup, archive-push), and
+ * by prune and forget for their whole run (with a role, below); any number
+ * of them coexist.  An EXCLUSIVE lock (repair, and prune for the few
+ * seconds in which it deletes) excludes every other lock.  A lock is one sealed object (magic "CAIRNLK1") named, like
  * every other object, by the hash of its bytes; since objects are never
  * overwritten, a refresh puts a NEW object (same holder id, seq + 1, new
  * refreshed_ns) and only once that is durable deletes the previous one.
@@ -48,8 +49,19 @@
 #include "repo/repo.h"
 
 enum repo_lock_kind {
-	REPO_LOCK_SHARED = 1,    /* writers: backup, archive-push */
-	REPO_LOCK_EXCLUSIVE = 2, /* prune, repair */
+	REPO_LOCK_SHARED = 1,    /* writers: backup, archive-push; prune, forget */
+	REPO_LOCK_EXCLUSIVE = 2, /* repair; prune's short deletion window */
+};
+
+/* What a SHARED lock's holder does (an optional field of the payload,
+ * FORMAT.md section 14).  Writers conflict with nobody but an exclusive
+ * lock; a PRUNE lease also conflicts with other PRUNE and with FORGET
+ * leases, a FORGET lease with PRUNE ones: prune's marking must not see a
+ * WAL entry deleted and written again under the same name meanwhile. */
+enum repo_lock_role {
+	REPO_ROLE_WRITER = 0, /* backup, archive-push (and unknown roles) */
+	REPO_ROLE_PRUNE = 1,
+	REPO_ROLE_FORGET = 2,
 };
 
 /* 30 minutes: much longer than the clock skew expected between hosts. */
@@ -69,6 +81,7 @@ struct lock_info {
 	uint64_t seq;                 /* 0 for the first object, + 1 per refresh */
 	char version[LOCK_TEXT_MAX + 1];  /* "cairn 0.1.0" */
 	char process[LOCK_TEXT_MAX + 1];  /* "<boot id>/<pid namespace>", or "" */
+	uint8_t role;                 /* enum repo_lock_role; 0 when absent */
 };
 
 /* Why a lock is stale (LOCK_LIVE: it is not). */
@@ -93,18 +106,37 @@ struct lock_entry {
 	struct cairn_err error;  /* LOCK_DAMAGED only */
 };
 
+struct repo_lock;
+
 /* Options of repo_lock_with (zeroes: defaults). */
 struct repo_lock_opts {
 	uint64_t stale_after_ns; /* 0: LOCK_DEFAULT_STALE_AFTER_NS */
 	uint64_t refresh_ns;     /* 0: stale_after / 3 */
 	const char *host;        /* NULL: gethostname() */
+	uint8_t role;            /* SHARED only: enum repo_lock_role */
+	/* Waiting instead of refusing at once: when the conflicting lock is
+	 * an EXCLUSIVE one or a FORGET lease (both held briefly), try again
+	 * (backing off up to 0.5 s) until wait_ns has passed.  Conflicts with
+	 * a PRUNE lease are refused at once (a prune may run for hours). */
+	uint64_t wait_ns;
+	/* EXCLUSIVE only: once our object is put, wait up to drain_ns for the
+	 * live SHARED locks of others to end instead of refusing at once;
+	 * takers of shared locks that come meanwhile see our object and wait
+	 * (or back off).  Another EXCLUSIVE lock is refused at once. */
+	uint64_t drain_ns;
+	/* Another lock of this process (prune's lease, when it takes its
+	 * exclusive window) that never conflicts with this one; may be NULL. */
+	struct repo_lock *companion;
+	/* Told once when the taker starts to wait (a message naming the
+	 * lock it waits for); may be NULL. */
+	void (*note)(void *arg, const char *msg);
+	void *note_arg;
 };
-
-struct repo_lock;
 
 /* Takes a lock of `kind` and starts its refresh thread.  CAIRN_ELOCKED
  * (naming the holder's host, pid and age) when a live lock of another
- * holder conflicts: for SHARED, an exclusive one; for EXCLUSIVE, any.
+ * holder conflicts (after waiting, see repo_lock_opts): for SHARED, an
+ * exclusive one, and the role conflicts above; for EXCLUSIVE, any.
  * CAIRN_EUSAGE for an unknown kind; storage errors as they come.  On
  * success *out is owned by the caller (repo_unlock). */
 int repo_lock(struct repo *r, int kind, struct repo_lock **out,

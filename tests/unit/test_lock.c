@@ -411,7 +411,8 @@ static void test_refresh(void)
 	CHECK(list(f.r, &s) == 0);
 
 	/* The background thread refreshes on its own. */
-	struct repo_lock_opts o = {LOCK_DEFAULT_STALE_AFTER_NS, 40 * 1000000, "thread-host"};
+	struct repo_lock_opts o = {.stale_after_ns = LOCK_DEFAULT_STALE_AFTER_NS,
+				   .refresh_ns = 40 * 1000000, .host = "thread-host"};
 	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_EXCLUSIVE, &o, &l, NULL), 0);
 	repo_lock_current(l, n0, NULL);
 	usleep(400 * 1000);
@@ -423,13 +424,149 @@ static void test_refresh(void)
 	CHECK(list(f.r, &s) == 0);
 
 	/* A lease not refreshed for two thirds of its stale time is lost. */
-	struct repo_lock_opts o2 = {600 * 1000000ull, 3600ull * 1000000000, NULL};
+	struct repo_lock_opts o2 = {.stale_after_ns = 600 * 1000000ull,
+				    .refresh_ns = 3600ull * 1000000000};
 	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &o2, &l, NULL), 0);
 	CHECK_RC(repo_lock_check(l, NULL), 0);
 	usleep(500 * 1000);
 	CHECK_RC(repo_lock_check(l, &err), CAIRN_ELOCKED);
 	CHECK(strstr(err.msg, "could not be refreshed") != NULL);
 	repo_unlock(l);
+	fixture_close(&f);
+}
+
+
+/* Roles (prune and forget leases), a writer waiting for an exclusive lock
+ * to end, an exclusive taker draining running writers, and a companion
+ * lock that never conflicts. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A child process with a repo handle of its own takes a lock of `kind`
+ * (waiting up to wait_ms), says so through a pipe, holds it hold_ms and
+ * releases it.  Exit status: 0, 1 (no lock), 2 (waited outside
+ * [min_wait_ms, wait_ms)).  The parent returns once the lock is held (or
+ * at once when `ready` is 0). */
+static pid_t child_lock(struct fixture *f, int kind, uint64_t wait_ms, uint64_t min_wait_ms,
+			unsigned hold_ms, int ready)
+{
+	int fds[2];
+	CHECK(pipe(fds) == 0);
+	pid_t child = fork();
+	if (child == 0) {
+		struct repo_open_opts oo;
+		struct repo *r2 = NULL;
+		struct repo_lock *l = NULL;
+		char url[300], cache[300];
+		close(fds[0]);
+		memset(&oo, 0, sizeof(oo));
+		snprintf(url, sizeof(url), "%s/repo", f->dir);
+		snprintf(cache, sizeof(cache), "%s/cache-%d", f->dir, (int)getpid());
+		oo.url = url;
+		oo.pass = "pw";
+		oo.pass_len = 2;
+		oo.cache_base = cache;
+		struct repo_lock_opts o = {.wait_ns = wait_ms * 1000000};
+		int rc = repo_open(&r2, &oo, NULL);
+		uint64_t a = mono_ms();
+		rc = rc ? rc : repo_lock_with(r2, kind, &o, &l, NULL);
+		uint64_t waited = mono_ms() - a;
+		if (ready && write(fds[1], "x", 1) != 1)
+			rc = -1;
+		usleep(hold_ms * 1000);
+		repo_unlock(l);
+		repo_close(r2);
+		_exit(rc ? 1 : waited >= min_wait_ms && (!wait_ms || waited < wait_ms) ? 0 : 2);
+	}
+	close(fds[1]);
+	char c;
+	if (ready)
+		CHECK(read(fds[0], &c, 1) == 1);
+	close(fds[0]);
+	return child;
+}
+
+static int child_status(pid_t child)
+{
+	int st = -1;
+	waitpid(child, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 99;
+}
+
+static void test_roles_and_waiting(void)
+{
+	struct fixture f;
+	struct seen s;
+	struct cairn_err err;
+	CHECK_RC(fixture_open(&f), 0);
+	if (!f.r)
+		return;
+	struct repo_lock *pr = NULL, *fg = NULL, *w = NULL, *x = NULL, *p2 = NULL;
+	struct repo_lock_opts po = {.role = REPO_ROLE_PRUNE};
+	struct repo_lock_opts fo = {.role = REPO_ROLE_FORGET};
+
+	/* The role travels in the object. */
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &po, &pr, NULL), 0);
+	CHECK(list(f.r, &s) == 1 && s.e[0].info.role == REPO_ROLE_PRUNE &&
+	      s.e[0].info.kind == REPO_LOCK_SHARED);
+	/* A writer goes on beside a prune; a second prune and a forget do not. */
+	CHECK_RC(repo_lock(f.r, REPO_LOCK_SHARED, &w, NULL), 0);
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &po, &p2, &err), CAIRN_ELOCKED);
+	CHECK(strstr(err.msg, "a prune") != NULL);
+	/* ... not even when told to wait: a prune may run for hours. */
+	fo.wait_ns = 5ull * 1000000000;
+	uint64_t t0 = mono_ms();
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &fo, &fg, &err), CAIRN_ELOCKED);
+	CHECK(mono_ms() - t0 < 2000);
+	fo.wait_ns = 0;
+	CHECK(list(f.r, &s) == 2);
+	repo_unlock(pr);
+	pr = NULL;
+	/* With a forget running, a prune is refused. */
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &fo, &fg, NULL), 0);
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &po, &pr, &err), CAIRN_ELOCKED);
+	CHECK(strstr(err.msg, "a forget") != NULL);
+	repo_unlock(fg);
+	repo_unlock(w);
+	w = NULL;
+
+	/* The exclusive lock of a prune beside its own shared lease (its
+	 * companion), draining a running writer: refused while the writer
+	 * runs past the drain time, leaving nothing behind ... */
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_SHARED, &po, &pr, NULL), 0);
+	pid_t child = child_lock(&f, REPO_LOCK_SHARED, 0, 0, 1500, 1);
+	struct repo_lock_opts xo = {.drain_ns = 300 * 1000000ull, .companion = pr};
+	t0 = mono_ms();
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_EXCLUSIVE, &xo, &x, &err), CAIRN_ELOCKED);
+	CHECK(mono_ms() - t0 >= 250);
+	CHECK(strstr(err.msg, "writers did not finish") != NULL);
+	CHECK(list(f.r, &s) == 2);
+	/* ... and taken once the writer ends within it. */
+	xo.drain_ns = 5ull * 1000000000;
+	t0 = mono_ms();
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_EXCLUSIVE, &xo, &x, NULL), 0);
+	CHECK(mono_ms() - t0 < 4000);
+	CHECK(child_status(child) == 0);
+	CHECK(list(f.r, &s) == 2); /* the lease and the window */
+	/* Without the companion the prune's own lease conflicts. */
+	struct repo_lock_opts xo2 = {0};
+	CHECK_RC(repo_lock_with(f.r, REPO_LOCK_EXCLUSIVE, &xo2, &p2, NULL), CAIRN_ELOCKED);
+	/* A writer refused at once without waiting ... */
+	t0 = mono_ms();
+	CHECK_RC(repo_lock(f.r, REPO_LOCK_SHARED, &w, &err), CAIRN_ELOCKED);
+	CHECK(mono_ms() - t0 < 1000 && strstr(err.msg, "a prune or repair") != NULL);
+	/* ... and one that waits gets its lease once the window ends (in the
+	 * child: it waited at least 300 ms, less than its 5 s). */
+	child = child_lock(&f, REPO_LOCK_SHARED, 5000, 300, 0, 0);
+	usleep(500 * 1000);
+	repo_unlock(x);
+	CHECK(child_status(child) == 0);
+	repo_unlock(pr);
+	CHECK(list(f.r, &s) == 0);
 	fixture_close(&f);
 }
 
@@ -442,5 +579,6 @@ int main(void)
 	test_shared_and_exclusive();
 	test_stale();
 	test_refresh();
+	test_roles_and_waiting();
 	return t_done();
 }
