@@ -78,6 +78,7 @@ struct cli {
 	int dry_run, prune;
 	double max_unused; /* percent */
 	int max_unused_set;
+	int64_t lock_wait_ns; /* prune: --lock-wait (0: default) */
 	int ignore_checksum_errors;
 };
 

@@ -76,9 +76,12 @@ static const char help_text[] =
 	"                                rule keeps, remove the other snapshots and the WAL only\n"
 	"                                they needed (--keep-wal-for N: PITR reach only for the N\n"
 	"                                newest backups); --prune: prune afterwards\n"
-	"  prune [--max-unused PERCENT] [--dry-run]\n"
+	"  prune [--max-unused PERCENT] [--dry-run] [--lock-wait DURATION]\n"
 	"                                delete packs nothing references, repack packs with more\n"
-	"                                than PERCENT (default 10) unused; takes the exclusive lock\n"
+	"                                than PERCENT (default 10) unused; backups and archive-push\n"
+	"                                go on meanwhile, except for a short window when it deletes\n"
+	"                                (it waits up to DURATION, default 1h, for a moment without\n"
+	"                                backups running)\n"
 	"  locks                         list the repository's locks (writers hold one while they\n"
 	"                                run) and whether each is stale\n"
 	"  unlock --stale                remove stale locks (expired, or of a process that is gone\n"
@@ -138,7 +141,7 @@ enum {
 	O_PROMETHEUS, O_RD_SUBSET, O_RD_SINCE,
 	O_K_LAST, O_K_HOURLY, O_K_DAILY, O_K_WEEKLY, O_K_MONTHLY, O_K_YEARLY, O_K_WITHIN,
 	O_K_TAG, O_K_WAL_FOR, O_DRY_RUN, O_PRUNE, O_MAX_UNUSED,
-	O_PAGE_CHUNK, O_CHUNK_SIZES,
+	O_PAGE_CHUNK, O_CHUNK_SIZES, O_LOCK_WAIT,
 };
 
 static const struct opt opts[] = {
@@ -202,6 +205,7 @@ static const struct opt opts[] = {
 	{"max-unused", 0, VALUE, O_MAX_UNUSED},
 	{"page-chunk", 0, VALUE, O_PAGE_CHUNK},
 	{"chunk-sizes", 0, VALUE, O_CHUNK_SIZES},
+	{"lock-wait", 0, VALUE, O_LOCK_WAIT},
 };
 
 /* Which command-specific options each command accepts. */
@@ -235,9 +239,10 @@ static int allowed(const char *cmd, int id)
 	if (!strcmp(cmd, "unlock"))
 		return id == O_STALE || id == O_FORCE;
 	if (!strcmp(cmd, "forget"))
-		return id == O_CLUSTER || (id >= O_K_LAST && id <= O_PRUNE) || id == O_MAX_UNUSED;
+		return id == O_CLUSTER || (id >= O_K_LAST && id <= O_PRUNE) || id == O_MAX_UNUSED ||
+		       id == O_LOCK_WAIT;
 	if (!strcmp(cmd, "prune"))
-		return id == O_DRY_RUN || id == O_MAX_UNUSED;
+		return id == O_DRY_RUN || id == O_MAX_UNUSED || id == O_LOCK_WAIT;
 	return 0;
 }
 
@@ -347,6 +352,13 @@ static int set_opt(struct cli *c, int id, const char *v)
 	}
 	case O_K_TAG: return push(c->keep_tags, &c->nkeep_tags, v);
 	case O_DRY_RUN: c->dry_run = 1; break;
+	case O_LOCK_WAIT: {
+		int64_t d = forget_parse_duration(v);
+		if (d <= 0)
+			return -14;
+		c->lock_wait_ns = d;
+		break;
+	}
 	case O_PRUNE: c->prune = 1; break;
 	case O_MAX_UNUSED: {
 		char *end;
@@ -493,6 +505,8 @@ int main(int argc, char **argv)
 					 "size) or off");
 		if (src == -13)
 			return cli_usage("--chunk-sizes takes MIN,AVG,MAX like 16K,64K,256K");
+		if (src == -14)
+			return cli_usage("--lock-wait takes a duration like 30s, 10min or 1h");
 		if (src == -6)
 			return cli_usage("%s takes KiB per second (a whole number above 0)", a);
 		if (src)

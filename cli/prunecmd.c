@@ -2,19 +2,25 @@
  * prunecmd.c — `cairn forget` (retention: repo/forget.h, and the WAL that
  * follows the backups) and `cairn prune` (repo/prune.h).
  *
- * Locks.  forget takes a SHARED lock: it deletes only snapshot objects and
- * WAL entries, which no concurrent writer needs — a backup that took a
- * forgotten snapshot as its parent reuses blobs, and blobs are deleted only
- * by prune, which takes the EXCLUSIVE lock (and so waits for forget and for
- * every writer); an archive-push running meanwhile writes a NEW segment,
- * while forget removes only WAL older than a kept backup's start.  So
- * forget never stops backups or archive-push, and never runs beside prune.
+ * Locks.  forget takes a SHARED lock with role FORGET: it deletes only
+ * snapshot objects and WAL entries, which no concurrent writer needs — a
+ * backup that took a forgotten snapshot as its parent reuses blobs, and
+ * blobs are deleted only by prune; an archive-push running meanwhile
+ * writes a NEW segment, while forget removes only WAL older than a kept
+ * backup's start.  So forget never stops backups or archive-push.  It does
+ * not run beside a prune (the roles conflict): prune marks each WAL entry
+ * once, by name, and must not see one deleted and written again.
  *
- * prune holds the EXCLUSIVE lock for its whole run (FORMAT.md section 15):
- * a backup or archive-push started meanwhile is refused ("locked by ...");
- * PostgreSQL retries a failed archive_command, so WAL is archived once
- * prune ends.  A prune that never stops writers (two-phase, grace period)
- * is future work.
+ * prune takes a SHARED lock with role PRUNE for its whole run, and the
+ * EXCLUSIVE lock only for its short deletion window (FORMAT.md section
+ * 15): backups and archive-push go on meanwhile; one that starts during
+ * the window waits for it (cli_lease_take).
+ *
+ * Test hooks: with CAIRN_TEST_PRUNE_KILL=STEP[:N] in the environment, prune
+ * kills itself (SIGKILL) at the N-th (default first) time it reaches STEP
+ * (prune.h names the steps), so that tests stop it at each of them; with
+ * CAIRN_TEST_PRUNE_PAUSE=STEP:FILE it waits at STEP until FILE exists, so
+ * that tests run a writer at a chosen point of a prune.
  */
 #include "cli/cli.h"
 #include "pg/pgfmt.h"
@@ -24,8 +30,10 @@
 #include "repo/wal.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void report_line(void *arg, const char *msg)
 {
@@ -34,17 +42,96 @@ static void report_line(void *arg, const char *msg)
 		printf("%s\n", msg);
 }
 
+/* Test hooks (see the top of this file). */
+struct kill_at {
+	char step[64];
+	long n, seen;
+	char pause_step[64];
+	const char *pause_file;
+	int paused;
+};
+
+static void test_hooks_init(struct kill_at *k)
+{
+	const char *v = getenv("CAIRN_TEST_PRUNE_KILL");
+	if (v && *v) {
+		const char *colon = strchr(v, ':');
+		size_t n = colon ? (size_t)(colon - v) : strlen(v);
+		snprintf(k->step, sizeof(k->step), "%.*s", (int)n, v);
+		k->n = colon ? strtol(colon + 1, NULL, 10) : 1;
+	}
+	v = getenv("CAIRN_TEST_PRUNE_PAUSE");
+	const char *colon = v ? strchr(v, ':') : NULL;
+	if (colon) {
+		snprintf(k->pause_step, sizeof(k->pause_step), "%.*s", (int)(colon - v), v);
+		k->pause_file = colon + 1;
+	}
+}
+
+static void test_step(struct kill_at *k, const char *name)
+{
+	if (k->pause_file && !k->paused && !strcmp(name, k->pause_step)) {
+		/* Until the test creates the file (at most a minute). */
+		k->paused = 1;
+		for (int i = 0; i < 1200 && access(k->pause_file, F_OK) != 0; i++)
+			usleep(50 * 1000);
+	}
+	if (!k->step[0] || strcmp(name, k->step) || ++k->seen < k->n)
+		return;
+	fflush(stdout);
+	kill(getpid(), SIGKILL);
+}
+
+struct prune_ctx {
+	struct cli *c;
+	struct kill_at kill;
+};
+
+static void prune_report(void *arg, const char *msg)
+{
+	struct prune_ctx *x = arg;
+	report_line(x->c, msg);
+}
+
+static void prune_step(void *arg, const char *name)
+{
+	struct prune_ctx *x = arg;
+	if (x->c->verbose)
+		fprintf(stderr, "cairn: prune: %s\n", name);
+	test_step(&x->kill, name);
+}
+
 static int run_prune(struct cli *c, struct repo *r)
 {
 	struct cairn_err err = {0, ""};
 	struct repo_lock *l = NULL;
 	struct prune_result res;
-	int rc = repo_lock(r, REPO_LOCK_EXCLUSIVE, &l, &err);
+	struct prune_ctx x;
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	test_hooks_init(&x.kill);
+	/* Shared, role prune: other prunes and forget are refused (forget is
+	 * waited for a while: it is short), writers go on. */
+	struct repo_lock_opts lo;
+	memset(&lo, 0, sizeof(lo));
+	lo.role = REPO_ROLE_PRUNE;
+	lo.wait_ns = 60ull * 1000000000;
+	lo.note = cli_note;
+	lo.note_arg = c;
+	int rc = repo_lock_with(r, REPO_LOCK_SHARED, &lo, &l, &err);
 	if (rc) {
-		cairn_err_prefix(&err, "prune needs the repository to itself");
+		cairn_err_prefix(&err, "prune cannot start");
 		return cli_fail(c, rc, &err);
 	}
-	struct prune_opts o = {c->max_unused, c->dry_run, l, report_line, c};
+	struct prune_opts o;
+	memset(&o, 0, sizeof(o));
+	o.max_unused = c->max_unused;
+	o.dry_run = c->dry_run;
+	o.lease = l;
+	o.lock_wait_ns = (uint64_t)c->lock_wait_ns;
+	o.report = prune_report;
+	o.step = prune_step;
+	o.arg = &x;
 	rc = repo_prune(r, &o, &res, &err);
 	repo_unlock(l);
 	if (rc)
@@ -59,7 +146,8 @@ static int run_prune(struct cli *c, struct repo *r)
 		       "\"packs\":%llu,\"pack_bytes\":%llu,\"packs_deleted\":%llu,\"bytes_deleted\":%llu,"
 		       "\"packs_unindexed\":%llu,\"packs_repacked\":%llu,\"bytes_repacked\":%llu,"
 		       "\"blobs_repacked\":%llu,\"bytes_written\":%llu,\"index_written\":%llu,"
-		       "\"index_deleted\":%llu}\n",
+		       "\"index_deleted\":%llu,\"new_snapshots\":%llu,\"new_wal_files\":%llu,"
+		       "\"packs_rescued\":%llu,\"window_s\":%.3f}\n",
 		       c->dry_run ? "true" : "false", (unsigned long long)res.snapshots,
 		       (unsigned long long)res.wal_files, (unsigned long long)res.referenced,
 		       (unsigned long long)res.packs, (unsigned long long)res.pack_bytes,
@@ -67,7 +155,9 @@ static int run_prune(struct cli *c, struct repo *r)
 		       (unsigned long long)res.packs_unindexed, (unsigned long long)res.packs_repacked,
 		       (unsigned long long)res.bytes_repacked, (unsigned long long)res.blobs_repacked,
 		       (unsigned long long)res.bytes_written, (unsigned long long)res.index_written,
-		       (unsigned long long)res.index_deleted);
+		       (unsigned long long)res.index_deleted, (unsigned long long)res.new_snapshots,
+		       (unsigned long long)res.new_wal_files, (unsigned long long)res.packs_rescued,
+		       (double)res.window_ns / 1e9);
 	} else if (!c->quiet) {
 		printf("%s%llu snapshots, %llu WAL files, %llu blobs referenced; %llu packs (%s)\n"
 		       "%s %llu packs (%s), repack %llu packs (%s) into %s\n",
@@ -76,6 +166,14 @@ static int run_prune(struct cli *c, struct repo *r)
 		       (unsigned long long)res.packs, before,
 		       c->dry_run ? "would delete" : "deleted", (unsigned long long)res.packs_deleted,
 		       del, (unsigned long long)res.packs_repacked, rep, wr);
+		if (res.new_snapshots || res.new_wal_files || res.packs_rescued)
+			printf("written meanwhile by others: %llu snapshots, %llu WAL files (%llu packs "
+			       "kept for them)\n",
+			       (unsigned long long)res.new_snapshots,
+			       (unsigned long long)res.new_wal_files,
+			       (unsigned long long)res.packs_rescued);
+		if (res.window_ns)
+			printf("writers were held off for %.2f s\n", (double)res.window_ns / 1e9);
 	}
 	return EXIT_OK;
 }
@@ -249,8 +347,12 @@ int cmd_forget(struct cli *c)
 				  c->keep_monthly, c->keep_yearly, c->keep_within_ns,
 				  c->keep_tags, c->nkeep_tags};
 	rc = cli_open(c, &r, &err);
-	/* Shared: see the top of this file. */
-	rc = rc ? rc : repo_lock(r, REPO_LOCK_SHARED, &l, &err);
+	/* Shared, role forget: see the top of this file. */
+	struct repo_lock_opts lo;
+	memset(&lo, 0, sizeof(lo));
+	lo.role = REPO_ROLE_FORGET;
+	lo.wait_ns = 60ull * 1000000000; /* for a window or a repair, not for a prune */
+	rc = rc ? rc : repo_lock_with(r, REPO_LOCK_SHARED, &lo, &l, &err);
 	rc = rc ? rc : repo_snapshots_load(r, &all, &nall, NULL, NULL, &err);
 	if (rc)
 		goto fail;

@@ -172,3 +172,25 @@ int pack_read_dir(const struct repo_keys *k, const uint8_t pack_id[32],
 	return pack_open_dir(k, pack_id, pack + n - PACK_TRAILER_LEN - dir_len, dir_len,
 			     n, ents, nents, err);
 }
+
+int pack_fetch_dir(struct storage *st, const struct repo_keys *k, const uint8_t pack_id[32],
+		   uint64_t pack_size, struct index_entry **ents, size_t *nents,
+		   struct cairn_err *err)
+{
+	struct buf b = BUF_INIT;
+	char key[80];
+	uint32_t dir_len = 0;
+	*ents = NULL;
+	*nents = 0;
+	pack_key(key, pack_id);
+	if (pack_size < PACK_HEADER_LEN + PACK_TRAILER_LEN)
+		return cairn_err_set(err, CAIRN_ECORRUPT, "%s is too short to be a pack", key);
+	int rc = storage_get(st, key, pack_size - PACK_TRAILER_LEN, PACK_TRAILER_LEN, &b, err);
+	rc = rc ? rc : pack_parse_trailer(b.data, pack_size, &dir_len, err);
+	rc = rc ? rc : storage_get(st, key, pack_size - PACK_TRAILER_LEN - dir_len, dir_len, &b, err);
+	rc = rc ? rc : pack_open_dir(k, pack_id, b.data, b.len, pack_size, ents, nents, err);
+	if (rc == CAIRN_ECORRUPT)
+		cairn_err_prefix(err, "%s", key);
+	buf_free(&b);
+	return rc;
+}

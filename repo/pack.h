@@ -25,6 +25,7 @@
 #include "repo/buf.h"
 #include "repo/cache.h"
 #include "repo/crypto.h"
+#include "repo/storage.h"
 
 #define PACK_MAGIC "CAIRNPK1"
 #define PACK_DIR_AD "CAIRNPKD"
@@ -76,5 +77,13 @@ int pack_open_dir(const struct repo_keys *k, const uint8_t pack_id[32],
 int pack_read_dir(const struct repo_keys *k, const uint8_t pack_id[32],
 		  const uint8_t *pack, size_t n, struct index_entry **ents,
 		  size_t *nents, struct cairn_err *err) CAIRN_WUR;
+
+/* A stored pack's directory, read from its end with two ranged reads (the
+ * trailer, then the directory) of a pack of `pack_size` bytes: for prune
+ * and repair, which need the list of blobs but none of them.
+ * CAIRN_ECORRUPT when the trailer or directory is damaged. */
+int pack_fetch_dir(struct storage *st, const struct repo_keys *k, const uint8_t pack_id[32],
+		   uint64_t pack_size, struct index_entry **ents, size_t *nents,
+		   struct cairn_err *err) CAIRN_WUR;
 
 #endif

@@ -1,12 +1,17 @@
 /*
- * prune.c — see prune.h.
+ * prune.c — see prune.h; FORMAT.md section 15 has the protocol and the
+ * argument that nothing a concurrent writer references is deleted.
  *
- * The mark set lives in a throw-away LMDB environment (<cache>/prune-<pid>),
- * key = blob id, value = one byte: 0 referenced, 1 referenced and found in
- * an index object.  Written in transactions of MARK_TXN puts so that dirty
- * pages stay few; nothing is synced (it is deleted at the end, and a crash
- * leaves only a folder that the next prune of the same pid replaces).
- * Packs are few (tens of MiB each), so their table is an in-memory idset.
+ * The mark set lives in a throw-away LMDB environment (<cache>/prune-<pid>)
+ * with two databases: "marks", key = blob id, value = one byte: 0
+ * referenced, 1 referenced and found in an index object; and "doomed",
+ * key = blob id, values (sorted duplicates) = the u32 numbers of the
+ * packs that go and hold it, so that a blob referenced again during the
+ * run finds the packs to keep.  Written in transactions of MARK_TXN puts
+ * so that dirty pages stay few; nothing is synced (it is deleted at the
+ * end, and a crash leaves only a folder that the next prune removes).
+ * Packs are few (tens of MiB each), so their table is an in-memory idset;
+ * so is the set of objects already marked (hashes of their keys).
  */
 #include "repo/prune.h"
 #include "repo/idset.h"
@@ -18,23 +23,33 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MARK_TXN 20000
 #define MARK_MAP_SIZE (64ull << 30) /* sparse: address space, not memory */
 #define INDEX_CHUNK 100000          /* entries per replacement index object */
+#define SNAP_MAGIC "CAIRNSN1"
+#define SEC 1000000000ull
+/* A writer's lease older than this is taken for a long backup: prune does
+ * not try for its window (which would make archive-push wait) meanwhile. */
+#define LONG_WRITER_NS (10 * SEC)
+/* Unlocked catch-up rounds before the window, at most this often. */
+#define CATCHUP_EVERY_NS (5 * SEC)
 
 enum pack_action { P_KEEP = 0, P_DELETE, P_REPACK };
 
 struct pk {
 	uint8_t id[32];
 	uint64_t size, total, used;
-	int indexed;
+	int indexed;  /* named by an index object when planning */
+	int suppl;    /* kept after all: needs an index object of its own */
 	enum pack_action act;
 };
 
@@ -46,17 +61,23 @@ struct pr {
 	/* marks */
 	char dir[4200];
 	MDB_env *env;
-	MDB_dbi dbi;
+	MDB_dbi marks, doomed;
 	MDB_txn *txn;
 	size_t dirty;
+	int catching; /* marking what writers added during the run */
 	/* packs */
 	struct idset pack_ix; /* id → index in packs */
 	struct pk *packs;
 	size_t npacks, cap;
-	/* index objects */
+	/* index objects listed when planning */
 	char **idx;
 	size_t nidx;
 	uint8_t *affected; /* per index object: names a pack that goes */
+	/* snapshots, WAL entries and index objects already taken into account
+	 * (BLAKE2b of their keys) */
+	struct idset seen;
+	char **fresh; /* keys listed by catch-up not seen before */
+	size_t nfresh;
 };
 
 static void report(struct pr *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,6 +91,52 @@ static void report(struct pr *p, const char *fmt, ...)
 	va_end(ap);
 	if (p->o->report)
 		p->o->report(p->o->arg, msg);
+}
+
+static void step(struct pr *p, const char *name)
+{
+	if (p->o->step)
+		p->o->step(p->o->arg, name);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- objects already seen -------------------------------------------------- */
+
+static void key_hash(uint8_t h[32], const char *key)
+{
+	crypto_generichash(h, 32, (const unsigned char *)key, strlen(key), NULL, 0);
+}
+
+/* 1 if `key` was seen before, else records it and returns 0; <0 on error. */
+static int see(struct pr *p, const char *key)
+{
+	uint8_t h[32];
+	key_hash(h, key);
+	if (idset_get(&p->seen, h, NULL))
+		return 1;
+	if (idset_put(&p->seen, h, 0))
+		return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int seen(struct pr *p, const char *key)
+{
+	uint8_t h[32];
+	key_hash(h, key);
+	return idset_get(&p->seen, h, NULL);
 }
 
 /* ---- the mark set -------------------------------------------------------- */
@@ -102,9 +169,7 @@ static void rm_stale_dirs(const char *cache)
 		if (strncmp(de->d_name, "prune-", 6) != 0)
 			continue;
 		long pid = strtol(de->d_name + 6, &end, 10);
-		if (*end || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != ESRCH))
-			continue;
-		if (kill((pid_t)pid, 0) == 0)
+		if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue; /* alive (or a pid reused): leave it */
 		char dir[4200];
 		snprintf(dir, sizeof(dir), "%s/%s", cache, de->d_name);
@@ -123,9 +188,12 @@ static int marks_open(struct pr *p)
 				     strerror(errno));
 	int mrc = mdb_env_create(&p->env);
 	mrc = mrc ? mrc : mdb_env_set_mapsize(p->env, MARK_MAP_SIZE);
+	mrc = mrc ? mrc : mdb_env_set_maxdbs(p->env, 2);
 	mrc = mrc ? mrc : mdb_env_open(p->env, p->dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0600);
 	mrc = mrc ? mrc : mdb_txn_begin(p->env, NULL, 0, &p->txn);
-	mrc = mrc ? mrc : mdb_dbi_open(p->txn, NULL, 0, &p->dbi);
+	mrc = mrc ? mrc : mdb_dbi_open(p->txn, "marks", MDB_CREATE, &p->marks);
+	mrc = mrc ? mrc : mdb_dbi_open(p->txn, "doomed", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
+				       &p->doomed);
 	return mrc ? mdb_fail(p, mrc, "open") : 0;
 }
 
@@ -141,10 +209,12 @@ static void marks_close(struct pr *p)
 		rm_dir(p->dir);
 }
 
-static int marks_put(struct pr *p, const uint8_t id[32], uint8_t v, unsigned flags)
+/* 1 if written, 0 if the key (NOOVERWRITE) or pair (DUPSORT) was there. */
+static int db_put(struct pr *p, MDB_dbi dbi, const uint8_t id[32], const void *v, size_t vn,
+		  unsigned flags)
 {
-	MDB_val k = {32, (void *)id}, d = {1, &v};
-	int mrc = mdb_put(p->txn, p->dbi, &k, &d, flags);
+	MDB_val k = {32, (void *)id}, d = {vn, (void *)v};
+	int mrc = mdb_put(p->txn, dbi, &k, &d, flags);
 	if (mrc == MDB_KEYEXIST)
 		return 0;
 	if (mrc)
@@ -160,12 +230,22 @@ static int marks_put(struct pr *p, const uint8_t id[32], uint8_t v, unsigned fla
 	return 1;
 }
 
-/* 1 if newly marked, 0 if it was, <0 on error. */
+static int rescue_blob(struct pr *p, const uint8_t id[32]);
+
+/* 1 if newly marked, 0 if it was, <0 on error.  While catching up, a blob
+ * marked now keeps the packs that go and hold it. */
 static int mark(struct pr *p, const uint8_t id[32])
 {
-	int rc = marks_put(p, id, 0, MDB_NOOVERWRITE);
-	if (rc == 1)
+	uint8_t v = 0;
+	int rc = db_put(p, p->marks, id, &v, 1, MDB_NOOVERWRITE);
+	if (rc == 1) {
 		p->res->referenced++;
+		if (p->catching) {
+			int rrc = rescue_blob(p, id);
+			if (rrc < 0)
+				return rrc;
+		}
+	}
 	return rc;
 }
 
@@ -173,18 +253,118 @@ static int mark(struct pr *p, const uint8_t id[32])
 static int marked(struct pr *p, const uint8_t id[32])
 {
 	MDB_val k = {32, (void *)id}, d;
-	int mrc = mdb_get(p->txn, p->dbi, &k, &d);
+	int mrc = mdb_get(p->txn, p->marks, &k, &d);
 	if (mrc == MDB_NOTFOUND)
 		return 0;
 	return mrc ? mdb_fail(p, mrc, "get") : 1;
 }
 
+/* ---- packs ----------------------------------------------------------------- */
+
+static int add_pack(struct pr *p, const uint8_t id[32], struct pk **out)
+{
+	uint64_t ix;
+	if (idset_get(&p->pack_ix, id, &ix)) {
+		*out = &p->packs[ix];
+		return 0;
+	}
+	if (p->npacks == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 256;
+		struct pk *v = realloc(p->packs, nc * sizeof(*v));
+		if (!v)
+			return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+		p->packs = v;
+		p->cap = nc;
+	}
+	struct pk *k = &p->packs[p->npacks];
+	memset(k, 0, sizeof(*k));
+	memcpy(k->id, id, 32);
+	if (idset_put(&p->pack_ix, id, p->npacks))
+		return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	p->npacks++;
+	*out = k;
+	return 0;
+}
+
+static struct pk *find_pack(struct pr *p, const uint8_t id[32])
+{
+	uint64_t ix;
+	return idset_get(&p->pack_ix, id, &ix) ? &p->packs[ix] : NULL;
+}
+
+/* A pack that was to go is kept after all: a blob in it is referenced
+ * again, or an index object written during the run names it.  Its entries
+ * must stay indexed: the index objects that named it are being replaced
+ * without them, so it gets an index object of its own (write_rescued). */
+static void rescue_pack(struct pr *p, struct pk *k, const char *why)
+{
+	if (k->act == P_KEEP)
+		return;
+	char hex[65];
+	hex_encode(hex, k->id, 32);
+	if (k->act == P_REPACK) {
+		p->res->packs_repacked--;
+		p->res->bytes_repacked -= k->size;
+	} else {
+		p->res->packs_deleted--;
+		p->res->bytes_deleted -= k->size;
+		if (!k->indexed)
+			p->res->packs_unindexed--;
+	}
+	k->act = P_KEEP;
+	k->suppl = k->indexed;
+	p->res->packs_rescued++;
+	report(p, "keep pack %.16s after all: %s", hex, why);
+}
+
+static int rescue_blob(struct pr *p, const uint8_t id[32])
+{
+	MDB_cursor *cur;
+	MDB_val k = {32, (void *)id}, d;
+	int mrc = mdb_cursor_open(p->txn, p->doomed, &cur);
+	if (mrc)
+		return mdb_fail(p, mrc, "cursor");
+	for (mrc = mdb_cursor_get(cur, &k, &d, MDB_SET); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP)) {
+		uint32_t ix;
+		if (d.mv_size != 4)
+			continue;
+		memcpy(&ix, d.mv_data, 4);
+		if (ix < p->npacks)
+			rescue_pack(p, &p->packs[ix], "a blob in it is referenced again");
+	}
+	mdb_cursor_close(cur);
+	return mrc == MDB_NOTFOUND ? 0 : mdb_fail(p, mrc, "doomed");
+}
+
 /* ---- mark ---------------------------------------------------------------- */
+
+/* A tree or list blob: a snapshot written since the cache was synchronised
+ * names trees of index objects the cache has not merged yet. */
+static int get_tree(struct pr *p, const uint8_t id[32], struct tree *t)
+{
+	int rc = repo_get_tree(p->r, id, t, p->err);
+	if (rc == CAIRN_ENOTFOUND) {
+		rc = repo_sync_index(p->r, p->err);
+		rc = rc ? rc : repo_get_tree(p->r, id, t, p->err);
+	}
+	return rc;
+}
+
+static int node_blobs(struct pr *p, struct node *nd)
+{
+	int rc = repo_node_blobs(p->r, nd, p->err);
+	if (rc == CAIRN_ENOTFOUND) {
+		rc = repo_sync_index(p->r, p->err);
+		rc = rc ? rc : repo_node_blobs(p->r, nd, p->err);
+	}
+	return rc;
+}
 
 static int walk_tree(struct pr *p, const uint8_t id[32], const char *snap)
 {
 	struct tree t = TREE_INIT;
-	int rc = repo_get_tree(p->r, id, &t, p->err);
+	int rc = get_tree(p, id, &t);
 	if (rc) {
 		cairn_err_prefix(p->err, "snapshot %.8s", snap);
 		if (rc == CAIRN_ENOTFOUND)
@@ -203,7 +383,7 @@ static int walk_tree(struct pr *p, const uint8_t id[32], const char *snap)
 			 * the prune: what it names is unknown. */
 			if (nd->has_list) {
 				rc = mark(p, nd->list_id);
-				if (rc >= 0 && (rc = repo_node_blobs(p->r, nd, p->err)) != 0) {
+				if (rc >= 0 && (rc = node_blobs(p, nd)) != 0) {
 					cairn_err_prefix(p->err, "snapshot %.8s", snap);
 					if (rc == CAIRN_ENOTFOUND)
 						rc = CAIRN_ECORRUPT;
@@ -219,6 +399,14 @@ static int walk_tree(struct pr *p, const uint8_t id[32], const char *snap)
 	return rc < 0 ? rc : 0;
 }
 
+static int mark_snapshot(struct pr *p, const struct snapshot *s)
+{
+	int rc = mark(p, s->root);
+	if (rc == 1)
+		rc = walk_tree(p, s->root, s->name);
+	return rc < 0 ? rc : 0;
+}
+
 struct wal_walk {
 	struct pr *p;
 	const char *cluster;
@@ -228,18 +416,26 @@ struct wal_walk {
 static int mark_wal_one(void *arg, const char *name, uint64_t size)
 {
 	struct wal_walk *w = arg;
+	struct pr *p = w->p;
 	struct wal_entry e;
+	char key[200];
 	(void)size;
-	int rc = repo_wal_stat(w->p->r, w->cluster, name, &e, w->p->err);
+	snprintf(key, sizeof(key), "wal/%s/%s", w->cluster, name);
+	int rc = see(p, key);
+	if (rc)
+		return rc < 0 ? (w->rc = rc) : 0; /* marked already */
+	rc = repo_wal_stat(p->r, w->cluster, name, &e, p->err);
 	if (rc == CAIRN_ENOTFOUND)
-		return 0; /* removed since the listing (forget) */
+		return 0; /* removed since the listing */
 	if (rc) {
-		cairn_err_prefix(w->p->err, "cluster %s: WAL entry %s", w->cluster, name);
+		cairn_err_prefix(p->err, "cluster %s: WAL entry %s", w->cluster, name);
 		return w->rc = rc;
 	}
-	w->p->res->wal_files++;
+	p->res->wal_files++;
+	if (p->catching)
+		p->res->new_wal_files++;
 	for (size_t i = 0; i < e.nblobs && rc >= 0; i++)
-		rc = mark(w->p, e.blobs[i].id);
+		rc = mark(p, e.blobs[i].id);
 	wal_entry_free(&e);
 	return w->rc = rc < 0 ? rc : 0;
 }
@@ -288,10 +484,10 @@ static int mark_all(struct pr *p)
 	}
 	p->res->snapshots = n;
 	for (size_t i = 0; i < n && !rc; i++) {
-		rc = mark(p, s[i].root);
-		if (rc == 1)
-			rc = walk_tree(p, s[i].root, s[i].name);
-		rc = rc < 0 ? rc : 0;
+		char key[100];
+		snprintf(key, sizeof(key), "snapshots/%s", s[i].name);
+		rc = see(p, key);
+		rc = rc < 0 ? rc : mark_snapshot(p, &s[i]);
 	}
 	if (!rc)
 		rc = repo_wal_clusters(p->r, mark_wal_cluster, p, p->err);
@@ -301,37 +497,6 @@ out:
 }
 
 /* ---- packs and index objects --------------------------------------------- */
-
-static int add_pack(struct pr *p, const uint8_t id[32], struct pk **out)
-{
-	uint64_t ix;
-	if (idset_get(&p->pack_ix, id, &ix)) {
-		*out = &p->packs[ix];
-		return 0;
-	}
-	if (p->npacks == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 256;
-		struct pk *v = realloc(p->packs, nc * sizeof(*v));
-		if (!v)
-			return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
-		p->packs = v;
-		p->cap = nc;
-	}
-	struct pk *k = &p->packs[p->npacks];
-	memset(k, 0, sizeof(*k));
-	memcpy(k->id, id, 32);
-	if (idset_put(&p->pack_ix, id, p->npacks))
-		return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
-	p->npacks++;
-	*out = k;
-	return 0;
-}
-
-static struct pk *find_pack(struct pr *p, const uint8_t id[32])
-{
-	uint64_t ix;
-	return idset_get(&p->pack_ix, id, &ix) ? &p->packs[ix] : NULL;
-}
 
 static int list_pack(void *arg, const char *key, uint64_t size)
 {
@@ -359,7 +524,8 @@ static int list_index(void *arg, const char *key, uint64_t size)
 		return 0;
 	if (strlist_add(&p->idx, &p->nidx, name))
 		return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
-	return 0;
+	int rc = see(p, key);
+	return rc < 0 ? rc : 0;
 }
 
 /* Reads every index object: per pack, sealed bytes in all and in use;
@@ -383,8 +549,9 @@ static int scan_index(struct pr *p)
 			if (m < 0) {
 				rc = m;
 			} else if (m) {
+				uint8_t v = 1;
 				k->used += e[j].loc.sealed_len;
-				rc = marks_put(p, e[j].id, 1, 0);
+				rc = db_put(p, p->marks, e[j].id, &v, 1, 0);
 				rc = rc < 0 ? rc : 0;
 			}
 		}
@@ -399,7 +566,7 @@ static int check_found(struct pr *p)
 {
 	MDB_cursor *cur;
 	MDB_val k, d;
-	int mrc = mdb_cursor_open(p->txn, p->dbi, &cur);
+	int mrc = mdb_cursor_open(p->txn, p->marks, &cur);
 	if (mrc)
 		return mdb_fail(p, mrc, "cursor");
 	int rc = 0;
@@ -449,7 +616,8 @@ static void plan(struct pr *p)
 	}
 }
 
-/* Index objects that name a pack that goes. */
+/* Index objects that name a pack that goes; and, for every blob of such a
+ * pack, which packs that go hold it (the "doomed" database). */
 static int find_affected(struct pr *p)
 {
 	p->affected = calloc(p->nidx ? p->nidx : 1, 1);
@@ -461,9 +629,13 @@ static int find_affected(struct pr *p)
 		size_t n = 0;
 		rc = repo_index_read(p->r, p->idx[i], &e, &n, p->err);
 		for (size_t j = 0; j < n && !rc; j++) {
-			struct pk *k = find_pack(p, e[j].loc.pack);
-			if (k && k->act != P_KEEP)
-				p->affected[i] = 1;
+			uint64_t ix;
+			if (!idset_get(&p->pack_ix, e[j].loc.pack, &ix) || p->packs[ix].act == P_KEEP)
+				continue;
+			p->affected[i] = 1;
+			uint32_t v = (uint32_t)ix;
+			rc = db_put(p, p->doomed, e[j].id, &v, 4, MDB_NODUPDATA);
+			rc = rc < 0 ? rc : 0;
 		}
 		free(e);
 	}
@@ -536,13 +708,16 @@ static int repack(struct pr *p)
 
 static int flush_entries(struct pr *p, struct index_entry *v, size_t *n)
 {
-	char name[65];
+	char name[65], key[80];
 	if (!*n)
 		return 0;
 	int rc = repo_index_write(p->r, v, *n, name, p->err);
 	if (!rc) {
 		p->res->index_written++;
 		report(p, "wrote index object %.16s (%zu entries)", name, *n);
+		snprintf(key, sizeof(key), "index/%s", name);
+		rc = see(p, key);
+		rc = rc < 0 ? rc : 0;
 	}
 	*n = 0;
 	return rc;
@@ -576,6 +751,258 @@ static int rewrite_index(struct pr *p)
 	return rc;
 }
 
+/* Index objects for the packs kept after all (rescue_pack): their
+ * directories, or, where a directory cannot be read, their entries in the
+ * index objects being replaced. */
+static int write_rescued(struct pr *p)
+{
+	struct index_entry *v = malloc(INDEX_CHUNK * sizeof(*v));
+	size_t nv = 0, nfallback = 0;
+	int rc = v ? 0 : cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->npacks && !rc; i++) {
+		struct pk *k = &p->packs[i];
+		if (k->suppl != 1)
+			continue;
+		struct index_entry *e = NULL;
+		size_t n = 0;
+		rc = pack_fetch_dir(repo_get_storage(p->r), repo_get_keys(p->r), k->id, k->size, &e, &n,
+				    p->err);
+		if (rc == CAIRN_ECORRUPT) {
+			k->suppl = 2; /* from the old index objects, below */
+			nfallback++;
+			rc = 0;
+			continue;
+		}
+		for (size_t j = 0; j < n && !rc; j++) {
+			v[nv++] = e[j];
+			if (nv == INDEX_CHUNK)
+				rc = flush_entries(p, v, &nv);
+		}
+		free(e);
+		k->suppl = rc ? 1 : 3;
+	}
+	for (size_t i = 0; i < p->nidx && !rc && nfallback; i++) {
+		if (!p->affected[i])
+			continue;
+		struct index_entry *e = NULL;
+		size_t n = 0;
+		rc = repo_index_read(p->r, p->idx[i], &e, &n, p->err);
+		for (size_t j = 0; j < n && !rc; j++) {
+			struct pk *k = find_pack(p, e[j].loc.pack);
+			if (!k || k->suppl != 2)
+				continue;
+			v[nv++] = e[j];
+			if (nv == INDEX_CHUNK)
+				rc = flush_entries(p, v, &nv);
+		}
+		free(e);
+	}
+	rc = rc ? rc : flush_entries(p, v, &nv);
+	for (size_t i = 0; i < p->npacks && !rc; i++)
+		if (p->packs[i].suppl == 2)
+			p->packs[i].suppl = 3;
+	free(v);
+	return rc;
+}
+
+/* ---- catching up with the writers ------------------------------------------ */
+
+/* One snapshot object, read and opened (repo_snapshots_load reads all). */
+static int load_snapshot(struct pr *p, const char *name, struct snapshot *s)
+{
+	struct buf raw = BUF_INIT, plain = BUF_INIT;
+	char key[80], what[100];
+	struct sealer *sl = sealer_new(1);
+	snprintf(key, sizeof(key), "snapshots/%s", name);
+	snprintf(what, sizeof(what), "snapshot %.16s", name);
+	memset(s, 0, sizeof(*s));
+	int rc = sl ? 0 : cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	rc = rc ? rc : storage_get(repo_get_storage(p->r), key, 0, STORAGE_WHOLE, &raw, p->err);
+	rc = rc ? rc : obj_open(sl, repo_get_keys(p->r), SNAP_MAGIC, name, raw.data, raw.len, &plain,
+				what, p->err);
+	rc = rc ? rc : snapshot_decode(plain.data, plain.len, s, p->err);
+	if (!rc)
+		snprintf(s->name, sizeof(s->name), "%s", name);
+	sealer_free(sl);
+	buf_free(&raw);
+	buf_free(&plain);
+	return rc;
+}
+
+static int collect_name(void *arg, const char *key, uint64_t size)
+{
+	struct pr *p = arg;
+	(void)size;
+	const char *slash = strchr(key, '/');
+	if (!slash || strlen(slash + 1) != 64 || seen(p, key))
+		return 0;
+	if (strlist_add(&p->fresh, &p->nfresh, key))
+		return cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Keys under `prefix` (64-character names) not seen yet, into p->fresh. */
+static int list_new(struct pr *p, const char *prefix)
+{
+	strlist_free(p->fresh, p->nfresh);
+	p->fresh = NULL;
+	p->nfresh = 0;
+	return storage_list(repo_get_storage(p->r), prefix, collect_name, p, p->err);
+}
+
+static int catch_index(struct pr *p)
+{
+	int rc = list_new(p, "index/");
+	for (size_t i = 0; i < p->nfresh && !rc; i++) {
+		struct index_entry *e = NULL;
+		size_t n = 0;
+		const char *name = p->fresh[i] + strlen("index/");
+		rc = repo_index_read(p->r, name, &e, &n, p->err);
+		if (rc == CAIRN_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == CAIRN_ECORRUPT)
+			cairn_err_prefix(p->err, "an index object written during prune: refusing "
+						 "to delete what it may name (run check)");
+		for (size_t j = 0; j < n && !rc; j++) {
+			struct pk *k = find_pack(p, e[j].loc.pack);
+			if (k)
+				rescue_pack(p, k, "an index object written during prune names it");
+		}
+		free(e);
+		if (!rc) {
+			rc = see(p, p->fresh[i]);
+			rc = rc < 0 ? rc : 0;
+		}
+	}
+	return rc;
+}
+
+static int catch_snapshots(struct pr *p)
+{
+	int rc = list_new(p, "snapshots/");
+	for (size_t i = 0; i < p->nfresh && !rc; i++) {
+		struct snapshot s;
+		rc = load_snapshot(p, p->fresh[i] + strlen("snapshots/"), &s);
+		if (rc == CAIRN_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc) {
+			cairn_err_prefix(p->err, "refusing to prune what it may reference");
+			break;
+		}
+		rc = mark_snapshot(p, &s);
+		snapshot_free(&s);
+		p->res->snapshots++;
+		p->res->new_snapshots++;
+		if (!rc) {
+			rc = see(p, p->fresh[i]);
+			rc = rc < 0 ? rc : 0;
+		}
+	}
+	return rc;
+}
+
+/* Takes into account what writers added since the last look: index
+ * objects (the packs they name stay), snapshots and WAL entries (what
+ * they reference is marked; packs that go but hold it stay), then writes
+ * index objects for the packs kept after all. */
+static int catch_up(struct pr *p)
+{
+	p->catching = 1;
+	int rc = repo_sync_index(p->r, p->err);
+	rc = rc ? rc : catch_index(p);
+	rc = rc ? rc : catch_snapshots(p);
+	rc = rc ? rc : repo_wal_clusters(p->r, mark_wal_cluster, p, p->err);
+	p->catching = 0;
+	rc = rc ? rc : write_rescued(p);
+	return rc;
+}
+
+/* ---- the exclusive window ---------------------------------------------------- */
+
+struct long_writer {
+	uint8_t own[16];
+	int have_own, found;
+	struct lock_entry e;
+};
+
+static int find_long(void *arg, const struct lock_entry *e)
+{
+	struct long_writer *lw = arg;
+	if (e->state != LOCK_LIVE || lw->found || (lw->have_own && !memcmp(e->info.id, lw->own, 16)))
+		return 0;
+	if (e->info.kind == REPO_LOCK_EXCLUSIVE || (uint64_t)e->age_ns > LONG_WRITER_NS) {
+		lw->found = 1;
+		lw->e = *e;
+	}
+	return 0;
+}
+
+/* Tries until o->lock_wait_ns has passed for a moment when no writer runs
+ * (see prune.h), with unlocked catch-up rounds meanwhile. */
+static int take_window(struct pr *p, struct repo_lock **x)
+{
+	const struct prune_opts *o = p->o;
+	uint64_t wait = o->lock_wait_ns ? o->lock_wait_ns : PRUNE_DEFAULT_LOCK_WAIT_NS;
+	uint64_t drain = o->drain_ns ? o->drain_ns : PRUNE_DEFAULT_DRAIN_NS;
+	uint64_t start = mono_ns(), last_catch = start;
+	char why[sizeof(p->err->msg)] = "", said[sizeof(why)] = "";
+	for (;;) {
+		struct long_writer lw;
+		memset(&lw, 0, sizeof(lw));
+		if (o->lease) {
+			repo_lock_current(o->lease, NULL, lw.own);
+			lw.have_own = 1;
+		}
+		int rc = repo_locks_list(p->r, find_long, &lw, p->err);
+		if (rc)
+			return rc;
+		if (!lw.found) {
+			if (mono_ns() - last_catch > CATCHUP_EVERY_NS) {
+				rc = catch_up(p);
+				if (rc)
+					return rc;
+				last_catch = mono_ns();
+			}
+			struct repo_lock_opts lo;
+			struct cairn_err e;
+			memset(&lo, 0, sizeof(lo));
+			lo.drain_ns = drain;
+			lo.companion = o->lease;
+			rc = repo_lock_with(p->r, REPO_LOCK_EXCLUSIVE, &lo, x, &e);
+			if (!rc)
+				return 0;
+			if (rc != CAIRN_ELOCKED) {
+				*p->err = e;
+				return rc;
+			}
+			snprintf(why, sizeof(why), "%s", e.msg);
+		} else {
+			char hex[33];
+			hex_encode(hex, lw.e.info.id, 16);
+			snprintf(why, sizeof(why), "%s lock %.8s of host %s, pid %u, has been held for %llu s",
+				 lw.e.info.kind == REPO_LOCK_EXCLUSIVE ? "an exclusive" : "a writer's", hex,
+				 lw.e.info.host, lw.e.info.pid,
+				 (unsigned long long)((uint64_t)lw.e.age_ns / SEC));
+		}
+		uint64_t spent = mono_ns() - start;
+		if (spent >= wait)
+			return cairn_err_set(p->err, CAIRN_ELOCKED,
+					     "prune found no moment without writers for its deletions in "
+					     "%llu s (%s): nothing was deleted",
+					     (unsigned long long)(spent / SEC), why);
+		if (strncmp(why, said, 40)) {
+			report(p, "waiting for a moment without writers: %s", why);
+			snprintf(said, sizeof(said), "%s", why);
+		}
+		uint64_t pause = lw.found ? 2 * SEC : SEC / 2 + randombytes_uniform(1000) * 1000000ull;
+		sleep_ns(pause < wait - spent ? pause : wait - spent);
+	}
+}
+
 static int del_key(struct pr *p, const char *key)
 {
 	int rc = storage_del(repo_get_storage(p->r), key, p->err);
@@ -590,6 +1017,7 @@ static int delete_all(struct pr *p)
 	for (size_t i = 0; i < p->nidx && !rc; i++) {
 		if (!p->affected[i])
 			continue;
+		step(p, "delete-index");
 		snprintf(key, sizeof(key), "index/%s", p->idx[i]);
 		rc = del_key(p, key);
 		if (!rc)
@@ -598,9 +1026,30 @@ static int delete_all(struct pr *p)
 	for (size_t i = 0; i < p->npacks && !rc; i++) {
 		if (p->packs[i].act == P_KEEP)
 			continue;
+		step(p, "delete-pack");
 		pack_key(key, p->packs[i].id);
 		rc = del_key(p, key);
 	}
+	return rc;
+}
+
+static int window(struct pr *p)
+{
+	struct repo_lock *x = NULL;
+	int rc = take_window(p, &x);
+	if (rc)
+		return rc;
+	step(p, "window");
+	uint64_t t0 = mono_ns();
+	/* No writer runs now: everything a finished writer referenced is in
+	 * the snapshots and WAL entries listed from here on. */
+	rc = catch_up(p);
+	if (!rc && p->o->lease)
+		rc = repo_lock_check(p->o->lease, p->err);
+	rc = rc ? rc : repo_lock_check(x, p->err);
+	rc = rc ? rc : delete_all(p);
+	repo_unlock(x);
+	p->res->window_ns = mono_ns() - t0;
 	return rc;
 }
 
@@ -616,33 +1065,46 @@ int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *
 	p.err = err;
 	int rc = repo_flush(r, err);
 	rc = rc ? rc : marks_open(&p);
-	/* Listed after the exclusive lock was taken: every finished writer's
-	 * references are in these listings (FORMAT.md section 15). */
+	/* The cache as of now (the caller holds its lease): the index objects
+	 * of every snapshot listed below were written before it. */
+	rc = rc ? rc : repo_sync_index(r, err);
+	if (!rc)
+		step(&p, "mark");
 	rc = rc ? rc : mark_all(&p);
+	if (!rc)
+		step(&p, "scan");
 	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", list_pack, &p, err);
 	rc = rc ? rc : storage_list(repo_get_storage(r), "index/", list_index, &p, err);
 	rc = rc ? rc : scan_index(&p);
 	rc = rc ? rc : check_found(&p);
 	if (rc)
 		goto out;
+	step(&p, "plan");
 	plan(&p);
 	if (o->dry_run || (!res->packs_deleted && !res->packs_repacked))
 		goto out;
 	rc = find_affected(&p);
-	if (rc)
-		goto out;
-	rc = repack(&p);
+	if (!rc)
+		step(&p, "repack");
+	rc = rc ? rc : repack(&p);
+	if (!rc)
+		step(&p, "rewrite");
 	rc = rc ? rc : rewrite_index(&p);
-	if (!rc && o->lock)
-		rc = repo_lock_check(o->lock, err);
-	rc = rc ? rc : delete_all(&p);
+	if (!rc)
+		step(&p, "catchup");
+	rc = rc ? rc : catch_up(&p);
+	rc = rc ? rc : window(&p);
+	if (!rc)
+		step(&p, "done");
 	if (!rc)
 		rc = repo_rebuild_index(r, err);
 out:
 	marks_close(&p);
 	idset_free(&p.pack_ix);
+	idset_free(&p.seen);
 	free(p.packs);
 	free(p.affected);
 	strlist_free(p.idx, p.nidx);
+	strlist_free(p.fresh, p.nfresh);
 	return rc;
 }
