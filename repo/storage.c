@@ -111,8 +111,8 @@ static int open_s3(struct storage **out, const char *url, const char *rest, int 
 	return rc;
 }
 
-int storage_open(struct storage **out, const char *url, int create,
-		 const struct storage_opts *opts, struct cairn_err *err)
+static int open_location(struct storage **out, const char *url, int create,
+			 const struct storage_opts *opts, struct cairn_err *err)
 {
 	*out = NULL;
 	if (!url || !url[0])
@@ -150,4 +150,58 @@ int storage_open(struct storage **out, const char *url, int create,
 			     "repository location %s: unknown scheme \"%.*s\" "
 			     "(use a path, file:///path or s3://bucket/prefix)",
 			     url, (int)slen, url);
+}
+
+/* Test hook: CAIRN_TEST_FAULT="OPS:N" (OPS: put, get, list, del, stat,
+ * joined by ','; N >= 1) wraps the backend in the fault-injecting one, so
+ * that the N-th call of those kinds fails once with CAIRN_EIO (tests make
+ * each write of a command fail in turn, then require check to pass). */
+static int fault_from_env(unsigned *mask, uint64_t *n)
+{
+	const char *v = getenv("CAIRN_TEST_FAULT");
+	if (!v || !*v)
+		return 0;
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} ops[] = {{"put", FAULT_PUT}, {"get", FAULT_GET}, {"list", FAULT_LIST},
+		   {"del", FAULT_DEL}, {"stat", FAULT_STAT}};
+	const char *colon = strchr(v, ':');
+	if (!colon)
+		return -1;
+	*mask = 0;
+	for (const char *p = v; p < colon;) {
+		size_t len = strcspn(p, ",:");
+		unsigned bit = 0;
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (strlen(ops[i].name) == len && !strncmp(p, ops[i].name, len))
+				bit = ops[i].bit;
+		if (!bit)
+			return -1;
+		*mask |= bit;
+		p += len + (p[len] == ',');
+	}
+	char *end;
+	unsigned long long k = strtoull(colon + 1, &end, 10);
+	if (*end || k == 0)
+		return -1;
+	*n = k;
+	return 1;
+}
+
+int storage_open(struct storage **out, const char *url, int create,
+		 const struct storage_opts *opts, struct cairn_err *err)
+{
+	unsigned mask = 0;
+	uint64_t n = 0;
+	int f = fault_from_env(&mask, &n);
+	if (f < 0)
+		return cairn_err_set(err, CAIRN_EUSAGE,
+				     "CAIRN_TEST_FAULT takes OPS:N, e.g. put,del:3");
+	int rc = open_location(out, url, create, opts, err);
+	if (rc || !f)
+		return rc;
+	struct storage *inner = *out;
+	*out = NULL;
+	return storage_fault_open(out, inner, mask, n, 0, CAIRN_EIO, err);
 }
