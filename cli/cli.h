@@ -136,6 +136,7 @@ int cmd_locks(struct cli *c);
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);
 int cmd_unlock(struct cli *c);
+int cmd_repair(struct cli *c);
 
 /* Writers' leases (lockcmd.c).  cli_lease_take takes a shared lock on r
  * (*l NULL on failure; release with repo_unlock before repo_close).

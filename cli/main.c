@@ -82,6 +82,10 @@ static const char help_text[] =
 	"                                go on meanwhile, except for a short window when it deletes\n"
 	"                                (it waits up to DURATION, default 1h, for a moment without\n"
 	"                                backups running)\n"
+	"  repair [--dry-run] [--lock-wait DURATION]\n"
+	"                                rebuild the index from the packs (drop index objects that\n"
+	"                                name missing packs), then list what cannot be recovered\n"
+	"                                (exit 3); never deletes a snapshot\n"
 	"  locks                         list the repository's locks (writers hold one while they\n"
 	"                                run) and whether each is stale\n"
 	"  unlock --stale                remove stale locks (expired, or of a process that is gone\n"
@@ -243,6 +247,8 @@ static int allowed(const char *cmd, int id)
 		       id == O_LOCK_WAIT;
 	if (!strcmp(cmd, "prune"))
 		return id == O_DRY_RUN || id == O_MAX_UNUSED || id == O_LOCK_WAIT;
+	if (!strcmp(cmd, "repair"))
+		return id == O_DRY_RUN || id == O_LOCK_WAIT;
 	return 0;
 }
 
@@ -551,7 +557,7 @@ int main(int argc, char **argv)
 		{"info", cmd_info},
 		{"verify-restore", cmd_verify_restore}, {"status", cmd_status},
 		{"locks", cmd_locks}, {"unlock", cmd_unlock},
-		{"forget", cmd_forget}, {"prune", cmd_prune},
+		{"forget", cmd_forget}, {"prune", cmd_prune}, {"repair", cmd_repair},
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
 		if (!strcmp(cmd, cmds[k].name)) {
