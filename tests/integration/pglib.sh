@@ -44,6 +44,9 @@
 #   pg_running NAME             status 0 when the postmaster is alive
 #   pg_psql NAME [PSQL ARGS]    psql -X -q -v ON_ERROR_STOP=1 -At on the socket
 #                               (user postgres, database postgres; -d DB works)
+#   pg_wait_promoted NAME [SECONDS]
+#                               wait (default 30 s) until the server is out
+#                               of recovery; status 1 if it is not by then
 #   pg_connstr NAME             "host=SOCKDIR port=PORT user=postgres dbname=postgres"
 #   pg_datadir / pg_port / pg_sockdir / pg_logfile / pg_pid NAME
 #   pg_procs NAME               pids of every process working in the data
@@ -579,6 +582,16 @@ pg_psql() {
 	shift
 	pg_run_as_postgres "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -At \
 		-h "${_PG_SOCK[$name]}" -p "${_PG_PORT[$name]}" -U postgres -d postgres "$@"
+}
+
+pg_wait_promoted() {
+	local name=${1:-} secs=${2:-30} i
+	_pg_known "$name" || return 1
+	for ((i = 0; i < secs * 5; i++)); do
+		[[ $(pg_psql "$name" -c "select pg_is_in_recovery()" 2>/dev/null) == f ]] && return 0
+		sleep 0.2
+	done
+	return 1
 }
 
 pg_cleanup_all() {

@@ -34,16 +34,7 @@ unset CAIRN_REPOSITORY CAIRN_CACHE_DIR CAIRN_PASSWORD CAIRN_S3_ENDPOINT
 
 hosts_up a b
 ((HOSTS_NETNS)) || echo "# no network namespaces ($HOSTS_WHY): hosts a and b are separate processes on 127.0.0.1"
-conf() {
-	cat >"$W/$1.conf" <<EOC
-repo = $repo
-key-file = $W/host.key
-cache-dir = $3
-s3-endpoint = $2
-s3-region = $S3_REGION
-EOC
-	chmod 644 "$W/$1.conf"
-}
+conf() { s3_write_conf "$W/$1.conf" "$repo" "$W/host.key" "$2" "$3"; }
 conf a "$HOSTS_ENDPOINT" "$W/cache-a"
 conf b "$HOSTS_ENDPOINT" "$W/cache-b"
 conf root "$ep" "$W/cache-root"
@@ -86,11 +77,7 @@ pg_attach copy "$W/restore/copy"
 pg_conf copy "archive_mode = on" \
 	"archive_command = '$CAIRN_BIN --config $W/b.conf archive-push --cluster copy %p'"
 PATH="$(host_runuser_dir b):$PATH" pg_start copy
-for _ in $(seq 1 150); do
-	[[ $(pg_psql copy -c "select pg_is_in_recovery()") == f ]] && break
-	sleep 0.2
-done
-[[ $(pg_psql copy -c "select pg_is_in_recovery()") == f ]] || fail "the copy is still in recovery after 30 s"
+pg_wait_promoted copy 90 || fail "the copy is still in recovery after 90 s"
 pg_psql copy -c "update t set note = 'copy' where id <= 10"
 ok "host b: the copy is restored from ${snapa:0:8}, promoted, archiving as cluster 'copy'"
 
@@ -116,14 +103,7 @@ import json, sys
 v = json.load(open(sys.argv[1]))
 assert len(v) == 2 and "copy" in [c["cluster"] for c in v], v
 EOP
-expect_rc 0 rc_ restore "$snapb" --target "$W/restore/copy2" --immediate
-pg_attach copy2 "$W/restore/copy2"
-pg_conf copy2 "archive_mode = off"
-pg_start copy2
-for _ in $(seq 1 150); do
-	[[ $(pg_psql copy2 -c "select pg_is_in_recovery()") == f ]] && break
-	sleep 0.2
-done
+s3_pg_recover copy2 "$W/restore/copy2" rc_ "$snapb" --immediate
 [[ $(pg_psql copy2 -c "select count(*) from t where note = 'copy'") == 10 ]] || fail "the copy's backup lacks its own change"
 [[ $(pg_psql copy2 -c "select count(*) from big") == 200000 ]] || fail "the copy's backup lacks rows of big"
 pg_stop copy2

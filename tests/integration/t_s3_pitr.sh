@@ -20,15 +20,8 @@ pg_mkdir "$W" "$W/pgcache" "$W/restore"
 repo=$CAIRN_REPOSITORY
 unset CAIRN_REPOSITORY CAIRN_CACHE_DIR CAIRN_PASSWORD
 conf=$W/cairn.conf
-cat >"$conf" <<EOC
-repo = $repo
-key-file = $W/host.key
-cache-dir = $W/pgcache
-s3-endpoint = $CAIRN_S3_ENDPOINT
-s3-region = $S3_REGION
-s3-uri-style = path
-EOC
-chmod 644 "$conf"
+s3_write_conf "$conf" "$repo" "$W/host.key" "$CAIRN_S3_ENDPOINT" "$W/pgcache"
+echo "s3-uri-style = path" >>"$conf"
 # Only the config names the endpoint; the credentials stay exported (the
 # postmasters started below inherit them, and archive_command with them).
 ep=$CAIRN_S3_ENDPOINT
@@ -89,16 +82,7 @@ expect_stdout_grep "timeline 1"
 recover() { # name, restore args...
 	local name=$1
 	shift
-	local dir=$W/restore/$name
-	expect_rc 0 cp_ restore --target "$dir" "$@"
-	pg_attach "$name" "$dir"
-	pg_conf "$name" "archive_mode = off"
-	pg_start "$name"
-	for _ in $(seq 1 150); do
-		[[ $(pg_psql "$name" -c "select pg_is_in_recovery()") == f ]] && return 0
-		sleep 0.2
-	done
-	fail "$name: still in recovery after 30 s"
+	s3_pg_recover "$name" "$W/restore/$name" cp_ "$@"
 }
 rows() { pg_psql "$1" -c "select string_agg(id::text, ',' order by id) from t where id > 10000"; }
 

@@ -19,6 +19,14 @@
 #   s3_keys PREFIX                   "KEY SIZE" lines of the bucket's objects
 #                                    under PREFIX (every listing page)
 #   s3_repo_prefix [URL]             the key prefix of URL ($CAIRN_REPOSITORY)
+#   s3_write_conf FILE REPO KEYFILE ENDPOINT CACHE
+#                                    a --config file (mode 644) for one host
+#   s3_pg_recover NAME DIR RUNNER [RESTORE ARGS...]
+#                                    RUNNER restore --target DIR ARGS (RUNNER:
+#                                    a command or function running cairn with
+#                                    its config), then start DIR as cluster
+#                                    NAME (pglib.sh; archive_mode off) and
+#                                    wait until it is promoted
 #   rgw_pid                          the radosgw process id (Ceph only)
 #   S3_DIALECT                       ceph or swift (CAIRN_S3_DIALECT of the
 #                                    env file; ceph when it names none)
@@ -114,4 +122,25 @@ EOP
 		token=$(cat "$S3_OUT.token")
 		[[ -n $token ]] || break
 	done
+}
+
+s3_write_conf() {
+	cat >"$1" <<EOC
+repo = $2
+key-file = $3
+cache-dir = $5
+s3-endpoint = $4
+s3-region = $S3_REGION
+EOC
+	chmod 644 "$1"
+}
+
+s3_pg_recover() {
+	local name=$1 dir=$2 runner=$3
+	shift 3
+	expect_rc 0 "$runner" restore --target "$dir" "$@"
+	pg_attach "$name" "$dir"
+	pg_conf "$name" "archive_mode = off"
+	pg_start "$name"
+	pg_wait_promoted "$name" 90 || fail "$name: still in recovery after 90 s"
 }

@@ -53,32 +53,17 @@ REGION=us-east-1
 BUCKET=cairn-test
 VHOST=s3.localhost
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/srvlib.sh"
 t0=$(date +%s.%N)
 
 say() { echo "start-ceph: $*" >&2; }
 
 # ---------------------------------------------------------------- install
-pkgs="ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl"
-need=""
-for p in $pkgs; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
-done
-if [ -n "$need" ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		say "missing packages:$need"
-		say "hint: run as root, or: sudo apt-get install -y --no-install-recommends$need"
-		exit 1
-	fi
-	say "installing:$need"
-	export DEBIAN_FRONTEND=noninteractive
-	# --no-install-recommends: ceph's recommends pull in far more (and
-	# never `apt-get autoremove` afterwards: it removes unrelated packages)
-	apt-get install -y -q --no-install-recommends $need >&2 ||
-		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $need >&2; }
-fi
+# (ceph's recommends would pull in far more)
+srv_install start-ceph ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl || exit 1
 
 # ---------------------------------------------------------------- layout
-port_used() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_used() { srv_port_used "$1"; }
 if [ -z "$PORT" ]; then
 	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 30000))

@@ -55,6 +55,7 @@ SECRET=testing
 REGION=us-east-1
 BUCKET=cairn-test
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/srvlib.sh"
 RUNAS=$(id -un)
 PY=/usr/bin/python3
 t0=$(date +%s.%N)
@@ -62,28 +63,12 @@ t0=$(date +%s.%N)
 say() { echo "start-swift: $*" >&2; }
 
 # ---------------------------------------------------------------- install
-pkgs="swift swift-proxy swift-object swift-container swift-account python3-swift memcached curl"
-need=""
-for p in $pkgs; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
-done
-if [ -n "$need" ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		say "missing packages:$need"
-		say "hint: run as root, or: sudo apt-get install -y --no-install-recommends$need"
-		exit 1
-	fi
-	say "installing:$need"
-	export DEBIAN_FRONTEND=noninteractive
-	# --no-install-recommends: 66 packages instead of 159 (and never
-	# `apt-get autoremove` afterwards: it removes unrelated packages)
-	apt-get install -y -q --no-install-recommends $need >&2 ||
-		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $need >&2; }
-fi
+# (--no-install-recommends: 66 packages instead of 159)
+srv_install start-swift swift swift-proxy swift-object swift-container swift-account \
+	python3-swift memcached curl || exit 1
 
 # ---------------------------------------------------------------- layout
-port_used() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ports_free() { local i; for i in 0 1 2 3 4; do port_used $(($1 + i)) && return 1; done; return 0; }
+ports_free() { local i; for i in 0 1 2 3 4; do srv_port_used $(($1 + i)) && return 1; done; return 0; }
 if [ -z "$PORT" ]; then
 	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 30000))

@@ -11,10 +11,9 @@ DIR=${1:?usage: stop-ceph.sh SCRATCH_DIR [--wipe]}
 PIDS=$DIR/run/pids
 TIMEOUT=30
 
-# field 22 of /proc/PID/stat (20 after the "pid (comm) " part): start time
-starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-# alive PID: exists and is no zombie (PID 1 of a container may reap late)
-alive() { [ -n "$(sed -n 's/.*) \([^Z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)" ]; }
+. "$(cd "$(dirname "$0")" && pwd)/srvlib.sh"
+starttime() { srv_starttime "$1"; }
+alive() { srv_alive "$1"; }
 stop_one() { # pid name start
 	local pid=$1 name=$2 start=$3 end=$((SECONDS + TIMEOUT))
 	alive "$pid" || return 0

@@ -11,8 +11,9 @@ DIR=${1:?usage: stop-swift.sh SCRATCH_DIR [--wipe]}
 PIDS=$DIR/run/pids
 TIMEOUT=15
 
-starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-alive() { [ -n "$(sed -n 's/.*) \([^Z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)" ]; }
+. "$(cd "$(dirname "$0")" && pwd)/srvlib.sh"
+starttime() { srv_starttime "$1"; }
+alive() { srv_alive "$1"; }
 if [ -f "$PIDS" ]; then
 	live=""
 	while read -r pid name start; do

@@ -15,15 +15,8 @@
 set -euo pipefail
 DIR=${1:?usage: tls-certs.sh DIR}
 
-if ! command -v openssl >/dev/null 2>&1; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "tls-certs: openssl is missing; hint: apt-get install -y --no-install-recommends openssl" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -q --no-install-recommends openssl >&2 ||
-		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends openssl >&2; }
-fi
+. "$(cd "$(dirname "$0")" && pwd)/srvlib.sh"
+command -v openssl >/dev/null 2>&1 || srv_install tls-certs openssl || exit 1
 
 mkdir -p "$DIR"
 cd "$DIR"
