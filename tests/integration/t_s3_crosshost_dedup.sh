@@ -33,7 +33,6 @@ PFX=$(s3_repo_prefix "$repo")
 unset CAIRN_REPOSITORY CAIRN_CACHE_DIR CAIRN_PASSWORD CAIRN_S3_ENDPOINT
 
 hosts_up a b
-((HOSTS_NETNS)) || echo "# no network namespaces ($HOSTS_WHY): hosts a and b are separate processes on 127.0.0.1"
 conf() { s3_write_conf "$W/$1.conf" "$repo" "$W/host.key" "$2" "$3"; }
 conf a "$HOSTS_ENDPOINT" "$W/cache-a"
 conf b "$HOSTS_ENDPOINT" "$W/cache-b"

@@ -38,9 +38,7 @@ unset CAIRN_REPOSITORY CAIRN_CACHE_DIR CAIRN_PASSWORD CAIRN_S3_ENDPOINT
 
 hosts_up pga pgc files
 if ((HOSTS_NETNS)); then
-	ok "three test hosts in network namespaces ($(host_addr pga), $(host_addr pgc), $(host_addr files)) reach radosgw at $HOSTS_ENDPOINT"
-else
-	echo "# no network namespaces ($HOSTS_WHY): writers are separate processes with separate caches on 127.0.0.1"
+	ok "three test hosts in network namespaces ($(host_addr pga), $(host_addr pgc), $(host_addr files)) reach the S3 server at $HOSTS_ENDPOINT"
 fi
 
 # conf NAME ENDPOINT CACHE: a configuration file for one host.
