@@ -877,6 +877,22 @@ static int batch_ready(struct repo *r, size_t n, struct cairn_err *err)
 	return 0;
 }
 
+/* The item buffers keep their capacity between batches (no allocation
+ * per blob); but if items [from, to) hold more than ITEMS_KEEP bytes of
+ * capacity (long runs of large blobs), they are released, so memory stays
+ * bounded whatever the blob sizes. */
+#define ITEMS_KEEP (48u * 1024 * 1024)
+static void items_trim(struct repo *r, size_t from, size_t to)
+{
+	size_t cap = 0;
+	for (size_t i = from; i < to && i < r->nitems; i++)
+		cap += r->items[i].cap;
+	if (cap <= ITEMS_KEEP)
+		return;
+	for (size_t i = from; i < to && i < r->nitems; i++)
+		buf_free(&r->items[i]);
+}
+
 struct put_batch {
 	struct repo *r;
 	uint8_t type;
@@ -953,6 +969,7 @@ int repo_put_blobs(struct repo *r, uint8_t type, const struct blob_in *in, size_
 		}
 		if (rc)
 			r->failed = 1;
+		items_trim(r, 0, n);
 	}
 	free(x.need);
 	free(x.rc);
@@ -1072,7 +1089,7 @@ struct get_batch {
 };
 
 #define GET_WINDOW 256
-#define GET_WINDOW_BYTES (32u * 1024 * 1024)
+#define GET_WINDOW_BYTES (16u * 1024 * 1024)
 
 static void get_open(void *arg, size_t i, unsigned worker)
 {
@@ -1185,6 +1202,7 @@ static void get_drain_run(void *p)
 			d->rc = d->sink(d->arg, x->base + i, out->data, out->len);
 		}
 	}
+	items_trim(x->r, x->off, x->off + 2 * GET_WINDOW);
 }
 
 int repo_get_blobs(struct repo *r, uint8_t type, const struct blob_ref *refs, size_t n,
