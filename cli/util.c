@@ -346,7 +346,16 @@ int cli_open(struct cli *c, struct repo **r, struct cairn_err *err)
 	o.note = cli_note;
 	o.note_arg = c;
 	o.on_cache_dir = guard_cache;
-	rc = repo_open(r, &o, err);
+	/* A prune deletes index objects in its short window: an open that
+	 * listed one before and reads it after finds it gone (CAIRN_ENOTFOUND
+	 * while the cache is synchronised).  Opening again lists index/ anew;
+	 * the window lasts seconds at most. */
+	for (int tries = 0;; tries++) {
+		rc = repo_open(r, &o, err);
+		if (rc != CAIRN_ENOTFOUND || tries == 60)
+			break;
+		usleep(250 * 1000);
+	}
 	cli_pass_free(pass, plen);
 	sodium_memzero(master, sizeof(master));
 	return rc;

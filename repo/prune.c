@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -189,7 +190,11 @@ static int marks_open(struct pr *p)
 	int mrc = mdb_env_create(&p->env);
 	mrc = mrc ? mrc : mdb_env_set_mapsize(p->env, MARK_MAP_SIZE);
 	mrc = mrc ? mrc : mdb_env_set_maxdbs(p->env, 2);
-	mrc = mrc ? mrc : mdb_env_open(p->env, p->dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0600);
+	/* Writes go straight into the map (no write() of every dirty page at
+	 * each commit) and are never synced: the set is thrown away. */
+	mrc = mrc ? mrc : mdb_env_open(p->env, p->dir,
+				       MDB_WRITEMAP | MDB_MAPASYNC | MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS,
+				       0600);
 	mrc = mrc ? mrc : mdb_txn_begin(p->env, NULL, 0, &p->txn);
 	mrc = mrc ? mrc : mdb_dbi_open(p->txn, "marks", MDB_CREATE, &p->marks);
 	mrc = mrc ? mrc : mdb_dbi_open(p->txn, "doomed", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
@@ -249,14 +254,17 @@ static int mark(struct pr *p, const uint8_t id[32])
 	return rc;
 }
 
-/* 1 if marked, 0 if not, <0 on error. */
+/* 1 if marked, 2 if marked and found in an index object already, 0 if
+ * not marked, <0 on error. */
 static int marked(struct pr *p, const uint8_t id[32])
 {
 	MDB_val k = {32, (void *)id}, d;
 	int mrc = mdb_get(p->txn, p->marks, &k, &d);
 	if (mrc == MDB_NOTFOUND)
 		return 0;
-	return mrc ? mdb_fail(p, mrc, "get") : 1;
+	if (mrc)
+		return mdb_fail(p, mrc, "get");
+	return d.mv_size == 1 && *(const uint8_t *)d.mv_data ? 2 : 1;
 }
 
 /* ---- packs ----------------------------------------------------------------- */
@@ -551,8 +559,10 @@ static int scan_index(struct pr *p)
 			} else if (m) {
 				uint8_t v = 1;
 				k->used += e[j].loc.sealed_len;
-				rc = db_put(p, p->marks, e[j].id, &v, 1, 0);
-				rc = rc < 0 ? rc : 0;
+				if (m == 1) {
+					rc = db_put(p, p->marks, e[j].id, &v, 1, 0);
+					rc = rc < 0 ? rc : 0;
+				}
 			}
 		}
 		free(e);
@@ -1003,33 +1013,101 @@ static int take_window(struct pr *p, struct repo_lock **x)
 	}
 }
 
-static int del_key(struct pr *p, const char *key)
+/* Deletes run DEL_PAR at a time on the local backend (each waits for a
+ * folder fsync), 1000 per request on S3: the window is mostly deletes. */
+#define DEL_PAR 8
+#define DEL_S3_BATCH 1000
+
+struct del_job {
+	struct storage *st;
+	const char *key;
+	int rc;
+	struct cairn_err err;
+};
+
+static void *del_one(void *arg)
 {
-	int rc = storage_del(repo_get_storage(p->r), key, p->err);
-	return rc == CAIRN_ENOTFOUND ? 0 : rc;
+	struct del_job *j = arg;
+	j->rc = storage_del(j->st, j->key, &j->err);
+	if (j->rc == CAIRN_ENOTFOUND)
+		j->rc = 0;
+	return NULL;
+}
+
+/* Deletes keys[0..n); `what` names the step reported before each batch. */
+static int delete_keys(struct pr *p, char **keys, size_t n, const char *what)
+{
+	struct storage *st = repo_get_storage(p->r);
+	struct cairn_err e;
+	size_t i = 0;
+	if (n) {
+		step(p, what);
+		int rc = storage_s3_delete_many(st, (const char *const *)keys,
+						n < DEL_S3_BATCH ? n : DEL_S3_BATCH, &e);
+		if (rc != CAIRN_EUSAGE) {
+			for (i = DEL_S3_BATCH; !rc && i < n; i += DEL_S3_BATCH) {
+				step(p, what);
+				rc = storage_s3_delete_many(st, (const char *const *)keys + i,
+							    n - i < DEL_S3_BATCH ? n - i : DEL_S3_BATCH, &e);
+			}
+			if (rc)
+				*p->err = e;
+			return rc;
+		}
+	}
+	/* Not S3: DEL_PAR threads at a time; the first failure wins. */
+	for (i = 0; i < n; i += DEL_PAR) {
+		struct del_job jobs[DEL_PAR];
+		pthread_t th[DEL_PAR];
+		int started[DEL_PAR] = {0};
+		size_t m = n - i < DEL_PAR ? n - i : DEL_PAR;
+		if (i)
+			step(p, what);
+		for (size_t k = 0; k < m; k++) {
+			jobs[k] = (struct del_job){st, keys[i + k], 0, {0, ""}};
+			started[k] = k > 0 && pthread_create(&th[k], NULL, del_one, &jobs[k]) == 0;
+			if (!started[k])
+				del_one(&jobs[k]);
+		}
+		for (size_t k = 0; k < m; k++)
+			if (started[k])
+				pthread_join(th[k], NULL);
+		for (size_t k = 0; k < m; k++)
+			if (jobs[k].rc) {
+				*p->err = jobs[k].err;
+				return jobs[k].rc;
+			}
+	}
+	return 0;
 }
 
 static int delete_all(struct pr *p)
 {
+	char **keys = NULL;
+	size_t n = 0;
 	int rc = 0;
 	char key[100];
 	/* Index objects before the packs they name (FORMAT.md section 15). */
 	for (size_t i = 0; i < p->nidx && !rc; i++) {
 		if (!p->affected[i])
 			continue;
-		step(p, "delete-index");
 		snprintf(key, sizeof(key), "index/%s", p->idx[i]);
-		rc = del_key(p, key);
-		if (!rc)
-			p->res->index_deleted++;
+		rc = strlist_add(&keys, &n, key) ? cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory") : 0;
 	}
+	rc = rc ? rc : delete_keys(p, keys, n, "delete-index");
+	if (!rc)
+		p->res->index_deleted += n;
+	strlist_free(keys, n);
+	keys = NULL;
+	n = 0;
 	for (size_t i = 0; i < p->npacks && !rc; i++) {
 		if (p->packs[i].act == P_KEEP)
 			continue;
-		step(p, "delete-pack");
 		pack_key(key, p->packs[i].id);
-		rc = del_key(p, key);
+		rc = strlist_add(&keys, &n, key) ? cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory") : 0;
 	}
+	rc = rc ? rc : delete_keys(p, keys, n, "delete-pack");
+	strlist_free(keys, n);
 	return rc;
 }
 

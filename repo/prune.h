@@ -61,9 +61,11 @@ struct prune_opts {
 	uint64_t lock_wait_ns, drain_ns;
 	void (*report)(void *arg, const char *msg); /* may be NULL */
 	/* Called at each step ("mark", "scan", "plan", "repack", "rewrite",
-	 * "catchup", "window", "delete-index" before each index object
-	 * deleted, "delete-pack" before each pack, "done"); for tests that
-	 * stop prune at each of them.  May be NULL. */
+	 * "catchup", "window", "delete-index" before each batch of index
+	 * objects deleted, "delete-pack" before each batch of packs, "done");
+	 * for tests that stop prune at each of them.  Deletes run 8 at a time
+	 * (one thread each) on the local backend, 1000 per request on S3.
+	 * May be NULL. */
 	void (*step)(void *arg, const char *name);
 	void *arg;
 };
