@@ -45,12 +45,16 @@
 #define CATCHUP_EVERY_NS (5 * SEC)
 
 enum pack_action { P_KEEP = 0, P_DELETE, P_REPACK };
+/* A pack kept after all (rescued) whose index objects are being replaced
+ * needs an index object of its own: from its directory, or (when that
+ * cannot be read) from its entries in the replaced objects. */
+enum suppl { S_NONE = 0, S_NEEDED, S_FROM_INDEX, S_WRITTEN };
 
 struct pk {
 	uint8_t id[32];
 	uint64_t size, total, used;
 	int indexed;  /* named by an index object when planning */
-	int suppl;    /* kept after all: needs an index object of its own */
+	enum suppl suppl;
 	enum pack_action act;
 };
 
@@ -320,7 +324,7 @@ static void rescue_pack(struct pr *p, struct pk *k, const char *why)
 			p->res->packs_unindexed--;
 	}
 	k->act = P_KEEP;
-	k->suppl = k->indexed;
+	k->suppl = k->indexed ? S_NEEDED : S_NONE;
 	p->res->packs_rescued++;
 	report(p, "keep pack %.16s after all: %s", hex, why);
 }
@@ -733,13 +737,12 @@ static int flush_entries(struct pr *p, struct index_entry *v, size_t *n)
 	return rc;
 }
 
-/* Replacement index objects: every entry of a kept pack in an affected
- * index object. */
-static int rewrite_index(struct pr *p)
+/* Entries of the affected index objects whose pack `want` accepts, into
+ * new index objects (v holds INDEX_CHUNK entries). */
+static int copy_affected(struct pr *p, int (*want)(const struct pk *k), struct index_entry *v,
+			 size_t *nv)
 {
-	struct index_entry *v = malloc(INDEX_CHUNK * sizeof(*v));
-	size_t nv = 0;
-	int rc = v ? 0 : cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	int rc = 0;
 	for (size_t i = 0; i < p->nidx && !rc; i++) {
 		if (!p->affected[i])
 			continue;
@@ -748,14 +751,28 @@ static int rewrite_index(struct pr *p)
 		rc = repo_index_read(p->r, p->idx[i], &e, &n, p->err);
 		for (size_t j = 0; j < n && !rc; j++) {
 			struct pk *k = find_pack(p, e[j].loc.pack);
-			if (!k || k->act != P_KEEP)
+			if (!k || !want(k))
 				continue;
-			v[nv++] = e[j];
-			if (nv == INDEX_CHUNK)
-				rc = flush_entries(p, v, &nv);
+			v[(*nv)++] = e[j];
+			if (*nv == INDEX_CHUNK)
+				rc = flush_entries(p, v, nv);
 		}
 		free(e);
 	}
+	return rc;
+}
+
+static int kept(const struct pk *k) { return k->act == P_KEEP; }
+static int rescued_without_dir(const struct pk *k) { return k->suppl == S_FROM_INDEX; }
+
+/* Replacement index objects: every entry of a kept pack in an affected
+ * index object. */
+static int rewrite_index(struct pr *p)
+{
+	struct index_entry *v = malloc(INDEX_CHUNK * sizeof(*v));
+	size_t nv = 0;
+	int rc = v ? 0 : cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
+	rc = rc ? rc : copy_affected(p, kept, v, &nv);
 	rc = rc ? rc : flush_entries(p, v, &nv);
 	free(v);
 	return rc;
@@ -771,14 +788,14 @@ static int write_rescued(struct pr *p)
 	int rc = v ? 0 : cairn_err_set(p->err, CAIRN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->npacks && !rc; i++) {
 		struct pk *k = &p->packs[i];
-		if (k->suppl != 1)
+		if (k->suppl != S_NEEDED)
 			continue;
 		struct index_entry *e = NULL;
 		size_t n = 0;
 		rc = pack_fetch_dir(repo_get_storage(p->r), repo_get_keys(p->r), k->id, k->size, &e, &n,
 				    p->err);
 		if (rc == CAIRN_ECORRUPT) {
-			k->suppl = 2; /* from the old index objects, below */
+			k->suppl = S_FROM_INDEX;
 			nfallback++;
 			rc = 0;
 			continue;
@@ -789,28 +806,14 @@ static int write_rescued(struct pr *p)
 				rc = flush_entries(p, v, &nv);
 		}
 		free(e);
-		k->suppl = rc ? 1 : 3;
+		k->suppl = rc ? S_NEEDED : S_WRITTEN;
 	}
-	for (size_t i = 0; i < p->nidx && !rc && nfallback; i++) {
-		if (!p->affected[i])
-			continue;
-		struct index_entry *e = NULL;
-		size_t n = 0;
-		rc = repo_index_read(p->r, p->idx[i], &e, &n, p->err);
-		for (size_t j = 0; j < n && !rc; j++) {
-			struct pk *k = find_pack(p, e[j].loc.pack);
-			if (!k || k->suppl != 2)
-				continue;
-			v[nv++] = e[j];
-			if (nv == INDEX_CHUNK)
-				rc = flush_entries(p, v, &nv);
-		}
-		free(e);
-	}
+	if (!rc && nfallback)
+		rc = copy_affected(p, rescued_without_dir, v, &nv);
 	rc = rc ? rc : flush_entries(p, v, &nv);
 	for (size_t i = 0; i < p->npacks && !rc; i++)
-		if (p->packs[i].suppl == 2)
-			p->packs[i].suppl = 3;
+		if (p->packs[i].suppl == S_FROM_INDEX)
+			p->packs[i].suppl = S_WRITTEN;
 	free(v);
 	return rc;
 }
