@@ -90,8 +90,8 @@ static unsigned prefetch_count(void)
 /* Starts a detached prefetcher for the segments after `name` and returns
  * at once (PostgreSQL waits for restore_command to exit, not for it).  It
  * opens the repository anew: no handle crosses a fork. */
-static void prefetch_start(struct cli *c, const char *cluster, const char *name,
-			   uint32_t seg_size, unsigned count)
+static void prefetch_start(struct cli *c, const char *cluster, const char *spool,
+			   const char *name, uint32_t seg_size, unsigned count)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -113,10 +113,14 @@ static void prefetch_start(struct cli *c, const char *cluster, const char *name,
 	}
 	struct cairn_err err = {0, ""};
 	struct repo *r = NULL;
-	char spool[4096];
+	char again[4096];
 	c->quiet = 1;
-	if (cli_open(c, &r, &err) == 0 && pg_prefetch_spool(r, cluster, spool, sizeof(spool), &err) == 0)
-		pg_prefetch_run(r, cluster, spool, name, seg_size, count, &err);
+	/* The spool (and so the cache) must still be there: a prefetcher
+	 * never recreates a cache folder that was removed meanwhile. */
+	if (access(spool, F_OK) != 0)
+		_exit(0);
+	if (cli_open(c, &r, &err) == 0 && pg_prefetch_spool(r, cluster, again, sizeof(again), &err) == 0)
+		pg_prefetch_run(r, cluster, again, name, seg_size, count, &err);
 	repo_close(r);
 	_exit(0);
 }
@@ -146,9 +150,9 @@ int cmd_archive_get(struct cli *c)
 		return EXIT_FATAL_FOR_PG;
 	}
 	/* Fetched ahead by the previous call? */
-	int spooled = ahead && segment &&
-		      pg_prefetch_spool(r, cluster, spool, sizeof(spool), &err) == 0 &&
-		      pg_prefetch_take(spool, name, dest, &err) == 1;
+	int have_spool = ahead && segment &&
+			 pg_prefetch_spool(r, cluster, spool, sizeof(spool), &err) == 0;
+	int spooled = have_spool && pg_prefetch_take(spool, name, dest, &err) == 1;
 	uint64_t size = 0;
 	if (spooled) {
 		struct stat st;
@@ -187,9 +191,9 @@ int cmd_archive_get(struct cli *c)
 	if (!rc) {
 		/* A segment's size is the cluster's segment size: the names of
 		 * the next ones follow from it. */
-		if (ahead && size <= UINT32_MAX &&
+		if (have_spool && size <= UINT32_MAX &&
 		    pg_walname_parse(name, (uint32_t)size, &w) == 0 && w.kind == PG_WALNAME_SEGMENT)
-			prefetch_start(c, cluster, name, (uint32_t)size, ahead);
+			prefetch_start(c, cluster, spool, name, (uint32_t)size, ahead);
 		return EXIT_OK;
 	}
 	cli_fail(c, rc, &err);
