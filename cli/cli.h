@@ -157,5 +157,7 @@ int cli_read_config(struct cli *c, const char *path);
  * identifier in PGDATA's pg_control (the current folder when run by
  * PostgreSQL). */
 int cli_cluster(struct cli *c, char *out, size_t n, struct cairn_err *err);
+/* The cluster of the newest PostgreSQL snapshot into out ("" if none). */
+int cli_newest_pg_cluster(struct repo *r, char *out, size_t n, struct cairn_err *err);
 
 #endif

@@ -37,16 +37,7 @@ int cmd_verify_restore(struct cli *c)
 				snprintf(cluster, sizeof(cluster), "%s", s.cluster ? s.cluster : "");
 				snapshot_free(&s);
 			} else if (!c->nargs) {
-				rc = 0;
-				struct snapshot *all = NULL;
-				size_t n = 0;
-				rc = repo_snapshots_load(r, &all, &n, NULL, NULL, &err);
-				for (size_t i = n; !rc && i-- > 0;)
-					if ((all[i].flags & SNAP_PG) && all[i].cluster) {
-						snprintf(cluster, sizeof(cluster), "%s", all[i].cluster);
-						break;
-					}
-				repo_snapshots_free(all, n);
+				rc = cli_newest_pg_cluster(r, cluster, sizeof(cluster), &err);
 			}
 		}
 	}

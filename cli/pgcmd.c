@@ -421,17 +421,8 @@ int cmd_restore_pg(struct cli *c)
 	if (!rc) {
 		/* The cluster for restore_command: known now, or the single one
 		 * pg_restore_run will find (it reports several). */
-		if (!*cluster) {
-			struct snapshot *all = NULL;
-			size_t n = 0;
-			rc = repo_snapshots_load(r, &all, &n, NULL, NULL, &err);
-			for (size_t i = n; !rc && i-- > 0;)
-				if ((all[i].flags & SNAP_PG) && all[i].cluster) {
-					snprintf(cluster, sizeof(cluster), "%s", all[i].cluster);
-					break;
-				}
-			repo_snapshots_free(all, n);
-		}
+		if (!*cluster)
+			rc = cli_newest_pg_cluster(r, cluster, sizeof(cluster), &err);
 		if (!rc)
 			rc = cli_restore_command(c, *cluster ? cluster : "unknown", cmd, sizeof(cmd), &err);
 	}

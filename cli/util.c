@@ -506,3 +506,18 @@ int cli_parse_size(const char *s, uint64_t *out)
 	*out = (uint64_t)v << shift;
 	return 0;
 }
+
+int cli_newest_pg_cluster(struct repo *r, char *out, size_t n, struct cairn_err *err)
+{
+	struct snapshot *all = NULL;
+	size_t ns = 0;
+	int rc = repo_snapshots_load(r, &all, &ns, NULL, NULL, err);
+	*out = '\0';
+	for (size_t i = ns; !rc && i-- > 0;)
+		if ((all[i].flags & SNAP_PG) && all[i].cluster) {
+			snprintf(out, n, "%s", all[i].cluster);
+			break;
+		}
+	repo_snapshots_free(all, ns);
+	return rc;
+}

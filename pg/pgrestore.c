@@ -8,6 +8,7 @@
  * segments the same way and requires each to be archived.
  */
 #include "pg/pgrestore.h"
+#include "repo/io.h"
 #include "repo/wal.h"
 
 #include <ctype.h>
@@ -355,50 +356,6 @@ static int only_cluster(struct repo *r, char *out, size_t n, struct cairn_err *e
 	return rc;
 }
 
-/* Durability of what a restore wrote: fsync of one file, of the folder
- * holding a path, and syncfs of the filesystem holding a folder. */
-static int sync_file(const char *path, struct cairn_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return cairn_err_errno(err, e, "cannot sync %s", path);
-	}
-	close(fd);
-	return 0;
-}
-
-static int sync_parent(const char *path, struct cairn_err *err)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		return 0;
-	*slash = '\0';
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : cairn_err_errno(err, errno, "cannot open %s", dir);
-	int rc = fsync(fd) != 0 ? cairn_err_errno(err, errno, "cannot sync %s", dir) : 0;
-	close(fd);
-	return rc;
-}
-
-static int sync_fs(const char *dir, struct cairn_err *err)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || syncfs(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return cairn_err_errno(err, e, "cannot sync the files restored under %s", dir);
-	}
-	close(fd);
-	return 0;
-}
-
 static int check_empty(const char *dir, const char *what, int allow, struct cairn_err *err)
 {
 	DIR *d = opendir(dir);
@@ -496,11 +453,8 @@ static int write_recovery(const struct pg_restore_opts *o, const struct snapshot
 	fsync(fd);
 	close(fd);
 	/* Both names durable before PostgreSQL is started on the folder. */
-	int dfd = open(o->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	if (io_fsync_path(o->target_dir, 1) != 0)
+		return cairn_err_errno(err, errno, "cannot sync %s", o->target_dir);
 	if (geteuid() == 0) {
 		snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
 		if (chown(path, uid, gid) != 0)
@@ -685,9 +639,10 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 		rc = cairn_err_errno(err, errno, "cannot remove %s", path);
 		goto out;
 	}
-	rc = sync_parent(path, err);
-	if (rc)
+	if (io_fsync_parent(path) != 0) {
+		rc = cairn_err_errno(err, errno, "cannot sync the folder of %s", path);
 		goto out;
+	}
 	struct restore_opts ro;
 	memset(&ro, 0, sizeof(ro));
 	ro.target = o->target_dir;
@@ -724,9 +679,13 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 		goto out;
 	}
 	rc = write_recovery(o, &s, time_norm, uid, gid, err);
-	for (size_t i = 0; i < nmaps && !rc; i++)
-		rc = sync_fs(map_to[i], err);
-	rc = rc ? rc : sync_fs(o->target_dir, err);
+	/* Everything restored so far durable (one syncfs per filesystem
+	 * instead of an fsync per file), before pg_control. */
+	for (size_t i = 0; i <= nmaps && !rc; i++) {
+		const char *dir = i < nmaps ? map_to[i] : o->target_dir;
+		if (io_syncfs(dir) != 0)
+			rc = cairn_err_errno(err, errno, "cannot sync the files restored under %s", dir);
+	}
 	if (rc)
 		goto out;
 	struct restore_stats st2;
@@ -741,11 +700,9 @@ int pg_restore_run(struct repo *r, const struct pg_restore_opts *o,
 	if (rc == CAIRN_ENOTFOUND)
 		rc = cairn_err_set(err, CAIRN_ECORRUPT,
 				   "snapshot %.8s has no global/pg_control: it is not a base backup", s.name);
-	if (!rc) {
-		snprintf(path, sizeof(path), "%s/global/pg_control", o->target_dir);
-		rc = sync_file(path, err);
-	}
-	rc = rc ? rc : sync_parent(path, err);
+	snprintf(path, sizeof(path), "%s/global/pg_control", o->target_dir);
+	if (!rc && (io_fsync_path(path, 0) != 0 || io_fsync_parent(path) != 0))
+		rc = cairn_err_errno(err, errno, "cannot sync %s", path);
 out:
 	strlist_free(map_from, nmaps);
 	strlist_free(map_to, nmaps_to);

@@ -30,16 +30,6 @@ int pg_prefetch_spool(struct repo *r, const char *cluster, char *out, size_t n,
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int pg_prefetch_take(const char *spool, const char *name, const char *dest,
 		     struct cairn_err *err)
 {
@@ -161,7 +151,7 @@ int pg_prefetch_run(struct repo *r, const char *cluster, const char *spool,
 		if (rc)
 			unlink(tmp);
 	}
-	fsync_dir(spool);
+	io_fsync_path(spool, 1);
 	close(lfd);
 	return rc;
 }

@@ -2,6 +2,10 @@
 #include "repo/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -44,4 +48,51 @@ ssize_t io_read_full(int fd, void *buf, size_t n)
 		got += (size_t)r;
 	}
 	return (ssize_t)got;
+}
+
+int io_fsync_dirfd(int fd)
+{
+	if (fsync(fd) == 0 || errno == EINVAL)
+		return 0;
+	return -1;
+}
+
+int io_fsync_path(const char *path, int dir)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (dir ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return -1;
+	int rc = dir ? io_fsync_dirfd(fd) : fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+int io_fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return io_fsync_path(".", 1);
+	*slash = '\0';
+	if (io_fsync_path(*dir ? dir : "/", 1) != 0)
+		return errno == ENOENT ? 0 : -1;
+	return 0;
+}
+
+int io_syncfs(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = syncfs(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
 }

@@ -1303,25 +1303,27 @@ int repo_node_store_list(struct repo *r, struct node *nd, const struct node *pre
 		struct cairn_err e;
 		if (repo_get_blob(r, BLOB_TREE, prev->list_id, &b, &e) == 0 &&
 		    list_decode(b.data, b.len, &base, &nbase, &e) == 0) {
+			/* One pass: collect differences until there are too many. */
+			nd->patch = malloc((limit + 1) * sizeof(*nd->patch));
+			if (!nd->patch) {
+				free(base);
+				buf_free(&b);
+				return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+			}
 			for (size_t i = 0; i < nd->nblobs && nd_diff <= limit; i++)
-				nd_diff += i >= nbase || base[i].len != nd->blobs[i].len ||
-					   memcmp(base[i].id, nd->blobs[i].id, 32) != 0;
-			if (nd_diff <= limit) {
-				nd->patch = malloc((nd_diff ? nd_diff : 1) * sizeof(*nd->patch));
-				if (!nd->patch) {
-					free(base);
-					buf_free(&b);
-					return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+				if (i >= nbase || base[i].len != nd->blobs[i].len ||
+				    memcmp(base[i].id, nd->blobs[i].id, 32) != 0) {
+					nd->patch[nd_diff].idx = i;
+					nd->patch[nd_diff++].ref = nd->blobs[i];
 				}
-				for (size_t i = 0; i < nd->nblobs; i++)
-					if (i >= nbase || base[i].len != nd->blobs[i].len ||
-					    memcmp(base[i].id, nd->blobs[i].id, 32) != 0) {
-						nd->patch[nd->npatch].idx = i;
-						nd->patch[nd->npatch++].ref = nd->blobs[i];
-					}
+			if (nd_diff <= limit) {
+				nd->npatch = nd_diff;
 				nd->has_list = 1;
 				memcpy(nd->list_id, prev->list_id, 32);
 				nd->list_count = nd->nblobs;
+			} else {
+				free(nd->patch);
+				nd->patch = NULL;
 			}
 		}
 		free(base);

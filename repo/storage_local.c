@@ -98,9 +98,7 @@ static int dir_open(const struct local *l, const char *dir)
  * directory at all and say EINVAL; like PostgreSQL, accept that. */
 static int dir_fsync(int fd)
 {
-	if (fsync(fd) == 0 || errno == EINVAL)
-		return 0;
-	return -1;
+	return io_fsync_dirfd(fd);
 }
 
 static int dir_sync(const struct local *l, const char *dir,
