@@ -108,12 +108,12 @@ echo
 [[ ! -s $work/failures ]] || { echo "archive-push failed during prune:"; cat "$work/failures"; }
 # Pushes that ended before prune's deletions did (those the window could
 # hold up), and the first one after: it finds index objects gone and
-# rebuilds its host's cache from the index (section 17 of FORMAT.md).
+# drops what they named from its cache (section 17 of FORMAT.md).
 done_ms=$(($(awk '$4 == "done" {print $1; exit}' "$work/steps") + a / 1000000))
 awk -v d="$done_ms" '$3 <= d {print $1}' "$work/latency" | sort -n |
 	awk '{v[NR]=$1} END {printf "archive-push until prune had deleted: %d pushes, median %d ms, max %d ms\n", NR, v[int((NR+1)/2)], v[NR]}'
 awk -v d="$done_ms" '$3 > d {print $1; exit}' "$work/latency" |
-	awk '{printf "the first archive-push after (rebuilds its cache: index objects were deleted): %d ms\n", $1}'
+	awk '{printf "the first archive-push after (its cache drops the deleted index objects): %d ms\n", $1}'
 awk -v d="$done_ms" '$3 > d {n++; if (n > 1) print $1}' "$work/latency" | sort -n |
 	awk 'NR {v[NR]=$1} END {if (NR) printf "later ones: %d pushes, median %d ms, max %d ms\n", NR, v[int((NR+1)/2)], v[NR]}'
 "$cairn" check -q && echo "check: no errors"

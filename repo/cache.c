@@ -4,10 +4,17 @@
  * Layout of the LMDB environment (one folder per repository):
  *   "meta"     "format" -> cache format version, u32 LE (CACHE_FORMAT)
  *              "repo"   -> the 32-byte repository id
- *   "blobs"    32-byte blob id -> location, LOC_LEN bytes, field by field:
- *              pack id (32) | offset u64 LE | sealed_len u32 LE |
- *              raw_len u32 LE | type u8
- *   "indexes"  index object name (no NUL) -> empty value
+ *              "next"   -> the next source number to hand out, u32 LE
+ *   "blobs"    32-byte blob id -> its locations (MDB_DUPSORT|MDB_DUPFIXED:
+ *              one value per index object that names the blob), VAL_LEN
+ *              bytes each, field by field: pack id (32) | offset u64 LE |
+ *              sealed_len u32 LE | raw_len u32 LE | type u8 | source u32 LE
+ *   "indexes"  index object name (no NUL) -> its source number, u32 LE
+ * The source number says which merged index object a location came from,
+ * so that when index objects disappear (prune replaced them, or deleted
+ * the packs they named) exactly their locations go, and a blob keeps any
+ * location that another index object still vouches for.  Lookups return
+ * the first value in LMDB's order (by pack id): any of them is valid.
  * The three named databases and both meta records are created in one write
  * transaction, so a main database that is not empty always holds all of
  * them; anything else is a damaged cache.
@@ -77,8 +84,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CACHE_FORMAT 1u
+#define CACHE_FORMAT 2u
 #define LOC_LEN (CAIRN_ID_LEN + 8 + 4 + 4 + 1)
+#define VAL_LEN (LOC_LEN + 4) /* location and source number */
+#define BLOBS_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
+/* cache_forget_indexes commits after this many deletions, so that a large
+ * forget does not hold every dirty page of the map at once. */
+#define FORGET_TXN 50000
+#define SWEEP_MIN 1000 /* values a sweep step looks at, at least */
 #define LOCK_NAME "cairn.lock"
 #define LOCK_USERS 0   /* bytes of the lock file, see the top comment */
 #define LOCK_REBUILD 1
@@ -99,6 +112,8 @@ struct cache {
 	MDB_env *env;
 	MDB_dbi meta, blobs, indexes;
 	MDB_txn *rtxn;     /* reset between calls; NULL until first use */
+	uint32_t *dead;    /* sorted sources forgotten but not yet swept */
+	size_t ndead;
 	int lock_fd;       /* cairn.lock, holds our OFD locks; -1 if none */
 	int in_walk;       /* inside a cache_each_* callback */
 	pid_t pid;         /* of the process that opened it */
@@ -107,7 +122,8 @@ struct cache {
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static void loc_encode(uint8_t out[LOC_LEN], const struct blob_loc *l)
+static void loc_encode(uint8_t out[VAL_LEN], const struct blob_loc *l,
+		       uint32_t source)
 {
 	uint8_t *p = out;
 	memcpy(p, l->pack, CAIRN_ID_LEN);
@@ -118,7 +134,8 @@ static void loc_encode(uint8_t out[LOC_LEN], const struct blob_loc *l)
 	p += 4;
 	le_put32(p, l->raw_len);
 	p += 4;
-	*p = l->type;
+	*p++ = l->type;
+	le_put32(p, source);
 }
 
 static int type_ok(uint8_t t) { return t == BLOB_DATA || t == BLOB_TREE; }
@@ -127,7 +144,7 @@ static int type_ok(uint8_t t) { return t == BLOB_DATA || t == BLOB_TREE; }
 static int loc_decode(struct blob_loc *l, const MDB_val *v)
 {
 	const uint8_t *p = v->mv_data;
-	if (v->mv_size != LOC_LEN || !type_ok(p[LOC_LEN - 1]))
+	if (v->mv_size != VAL_LEN || !type_ok(p[LOC_LEN - 1]))
 		return -1;
 	memcpy(l->pack, p, CAIRN_ID_LEN);
 	p += CAIRN_ID_LEN;
@@ -139,6 +156,82 @@ static int loc_decode(struct blob_loc *l, const MDB_val *v)
 	p += 4;
 	l->type = *p;
 	return 0;
+}
+
+/* ---- forgotten sources ------------------------------------------------- */
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Reads a u32 array kept in meta under key (after `skip` bytes); *out is
+ * malloc'd (NULL when empty).  An LMDB result. */
+static int meta_u32s(struct cache *c, MDB_txn *txn, const char *key, size_t skip,
+		     uint32_t **out, size_t *n)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	*out = NULL;
+	*n = 0;
+	int rc = mdb_get(txn, c->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (v.mv_size < skip || (v.mv_size - skip) % 4)
+		return MDB_CORRUPTED;
+	*n = (v.mv_size - skip) / 4;
+	if (!*n)
+		return 0;
+	*out = malloc(*n * sizeof(**out));
+	if (!*out)
+		return ENOMEM;
+	for (size_t i = 0; i < *n; i++)
+		(*out)[i] = le_get32((const uint8_t *)v.mv_data + skip + 4 * i);
+	return 0;
+}
+
+static int meta_put_u32s(struct cache *c, MDB_txn *txn, const char *key,
+			 const uint8_t *head, size_t nhead, const uint32_t *a, size_t n)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	if (!nhead && !n) {
+		int rc = mdb_del(txn, c->meta, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	uint8_t *b = malloc(nhead + 4 * n);
+	if (!b)
+		return ENOMEM;
+	memcpy(b, head, nhead);
+	for (size_t i = 0; i < n; i++)
+		le_put32(b + nhead + 4 * i, a[i]);
+	v.mv_size = nhead + 4 * n, v.mv_data = b;
+	int rc = mdb_put(txn, c->meta, &k, &v, 0);
+	free(b);
+	return rc;
+}
+
+/* Refreshes the handle's copy of the forgotten sources. */
+static int dead_load(struct cache *c, MDB_txn *txn)
+{
+	uint32_t *d;
+	size_t n;
+	int rc = meta_u32s(c, txn, "dead", 0, &d, &n);
+	if (rc)
+		return rc;
+	free(c->dead);
+	c->dead = d;
+	c->ndead = n;
+	return 0;
+}
+
+static int is_dead(const struct cache *c, const MDB_val *v)
+{
+	if (!c->ndead)
+		return 0;
+	uint32_t s = le_get32((const uint8_t *)v->mv_data + LOC_LEN);
+	return bsearch(&s, c->dead, c->ndead, sizeof(s), u32_cmp) != NULL;
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -297,7 +390,7 @@ static int dbis_open(struct cache *c, MDB_txn *txn, unsigned flags)
 {
 	int rc = mdb_dbi_open(txn, "meta", flags, &c->meta);
 	if (rc == 0)
-		rc = mdb_dbi_open(txn, "blobs", flags, &c->blobs);
+		rc = mdb_dbi_open(txn, "blobs", flags | BLOBS_FLAGS, &c->blobs);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "indexes", flags, &c->indexes);
 	return rc;
@@ -589,6 +682,16 @@ int cache_open(struct cache **out, const char *dir,
 		rc = env_open(c, repo_id, &damaged, err);
 	if (rc && damaged)
 		rc = rebuild(c, repo_id, rebuilt, err);
+	if (rc == 0) {
+		MDB_txn *txn = NULL;
+		rc = txn_begin(c, MDB_RDONLY, &txn);
+		if (rc == 0)
+			rc = dead_load(c, txn);
+		if (txn)
+			mdb_txn_abort(txn);
+		if (rc)
+			rc = mdb_fail(err, rc, "reading", c->dir);
+	}
 	if (rc) {
 		cache_close(c);
 		return rc;
@@ -608,6 +711,7 @@ void cache_close(struct cache *c)
 	if (c->lock_fd >= 0)
 		close(c->lock_fd); /* ours, or a child's reference: the parent
 				    * keeps its locks either way */
+	free(c->dead);
 	free(c);
 }
 
@@ -644,7 +748,19 @@ int cache_lookup(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
 	rc = rtxn_begin(c, err);
 	if (rc)
 		return rc;
-	rc = mdb_get(c->rtxn, c->blobs, &k, &v);
+	if (!c->ndead) {
+		rc = mdb_get(c->rtxn, c->blobs, &k, &v);
+	} else {
+		/* The first value whose index object was not forgotten. */
+		MDB_cursor *cur;
+		rc = mdb_cursor_open(c->rtxn, c->blobs, &cur);
+		if (rc == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+			while (rc == 0 && v.mv_size == VAL_LEN && is_dead(c, &v))
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+			mdb_cursor_close(cur);
+		}
+	}
 	if (rc == 0)
 		rc = loc_decode(loc, &v) ? corrupt(err, c, "malformed blob location")
 					 : 0;
@@ -653,6 +769,52 @@ int cache_lookup(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
 				   c->dir);
 	else
 		rc = mdb_fail(err, rc, "reading", c->dir);
+	mdb_txn_reset(c->rtxn);
+	return rc;
+}
+
+int cache_lookup_all(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
+		     struct blob_loc *locs, size_t max, size_t *n,
+		     struct cairn_err *err)
+{
+	MDB_val k = {CAIRN_ID_LEN, (void *)id}, v;
+	MDB_cursor *cur = NULL;
+	uint8_t prev[LOC_LEN];
+	int rc;
+
+	assert(c);
+	*n = 0;
+	if (c->in_walk)
+		return busy(err, c);
+	rc = rtxn_begin(c, err);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(c->rtxn, c->blobs, &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+		struct blob_loc l;
+		if (loc_decode(&l, &v)) {
+			rc = -1;
+			break;
+		}
+		if (is_dead(c, &v))
+			continue;
+		if (*n && memcmp(prev, v.mv_data, LOC_LEN) == 0)
+			continue; /* the same place, from another index object */
+		memcpy(prev, v.mv_data, LOC_LEN);
+		if (*n < max)
+			locs[*n] = l;
+		(*n)++;
+	}
+	if (rc == -1)
+		rc = corrupt(err, c, "malformed blob location");
+	else if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else
+		rc = mdb_fail(err, rc, "reading", c->dir);
+	if (cur)
+		mdb_cursor_close(cur);
 	mdb_txn_reset(c->rtxn);
 	return rc;
 }
@@ -773,8 +935,12 @@ int cache_each_index(struct cache *c,
 struct blob_walk {
 	int (*cb)(void *arg, const struct index_entry *e);
 	void *arg;
+	int have_prev;
+	uint8_t prev[CAIRN_ID_LEN + LOC_LEN]; /* id and location last given */
 };
 
+/* Values of one key are sorted, so the same location vouched for by two
+ * index objects comes twice in a row: cb sees it once. */
 static int visit_blob(struct cache *c, const MDB_val *k, const MDB_val *v,
 		      void *ctx, struct cairn_err *err)
 {
@@ -782,6 +948,14 @@ static int visit_blob(struct cache *c, const MDB_val *k, const MDB_val *v,
 	struct index_entry e;
 	if (k->mv_size != CAIRN_ID_LEN || loc_decode(&e.loc, v))
 		return corrupt(err, c, "malformed blob record");
+	if (is_dead(c, v))
+		return 0;
+	if (w->have_prev && memcmp(w->prev, k->mv_data, CAIRN_ID_LEN) == 0 &&
+	    memcmp(w->prev + CAIRN_ID_LEN, v->mv_data, LOC_LEN) == 0)
+		return 0;
+	w->have_prev = 1;
+	memcpy(w->prev, k->mv_data, CAIRN_ID_LEN);
+	memcpy(w->prev + CAIRN_ID_LEN, v->mv_data, LOC_LEN);
 	memcpy(e.id, k->mv_data, CAIRN_ID_LEN);
 	return w->cb(w->arg, &e);
 }
@@ -790,7 +964,7 @@ int cache_each_blob(struct cache *c,
 		    int (*cb)(void *arg, const struct index_entry *e),
 		    void *arg, struct cairn_err *err)
 {
-	struct blob_walk w = {cb, arg};
+	struct blob_walk w = {cb, arg, 0, {0}};
 	assert(c);
 	return walk(c, c->blobs, visit_blob, &w, err);
 }
@@ -809,21 +983,100 @@ static int map_grow(struct cache *c)
 	return mdb_env_set_mapsize(c->env, info.me_mapsize * 2);
 }
 
+/* The source number of index object `nk` in txn: the one it has, or a new
+ * one (recorded with the name). */
+static int source_of(struct cache *c, MDB_txn *txn, MDB_val *nk, uint32_t *src)
+{
+	MDB_val v, mk = {4, "next"};
+	uint8_t b[4];
+	int rc = mdb_get(txn, c->indexes, nk, &v);
+	if (rc == 0) {
+		if (v.mv_size != 4)
+			return MDB_CORRUPTED;
+		*src = le_get32(v.mv_data);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	*src = 1;
+	rc = mdb_get(txn, c->meta, &mk, &v);
+	if (rc == 0 && v.mv_size == 4)
+		*src = le_get32(v.mv_data);
+	else if (rc != MDB_NOTFOUND && rc != 0)
+		return rc;
+	if (*src == 0 || *src == UINT32_MAX)
+		return MDB_CORRUPTED; /* 4 billion merges: wiping is fine */
+	le_put32(b, *src + 1);
+	v.mv_size = 4, v.mv_data = b;
+	rc = mdb_put(txn, c->meta, &mk, &v, 0);
+	if (rc)
+		return rc;
+	le_put32(b, *src);
+	return mdb_put(txn, c->indexes, nk, &v, 0);
+}
+
+/* Runs one write transaction of fn(c, txn, ctx), growing the map once
+ * after MDB_MAP_FULL.  Returns an LMDB result. */
+static int write_txn(struct cache *c, int (*fn)(struct cache *c, MDB_txn *txn, void *ctx),
+		     void *ctx)
+{
+	MDB_txn *txn = NULL;
+	int rc = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = txn_begin(c, 0, &txn);
+		if (rc)
+			break;
+		rc = fn(c, txn, ctx);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn); /* frees txn, even on failure */
+		else
+			mdb_txn_abort(txn);
+		txn = NULL;
+		if (rc != MDB_MAP_FULL || attempt == 1)
+			break;
+		rc = map_grow(c);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+struct add_ctx {
+	MDB_val name;
+	const struct index_entry *entries;
+	size_t n;
+};
+
+static int add_entries(struct cache *c, MDB_txn *txn, void *ctx)
+{
+	struct add_ctx *a = ctx;
+	uint8_t val[VAL_LEN];
+	uint32_t src;
+	int rc = source_of(c, txn, &a->name, &src);
+	for (size_t i = 0; i < a->n && rc == 0; i++) {
+		MDB_val k = {CAIRN_ID_LEN, (void *)a->entries[i].id};
+		MDB_val v = {VAL_LEN, val};
+		loc_encode(val, &a->entries[i].loc, src);
+		rc = mdb_put(txn, c->blobs, &k, &v, MDB_NODUPDATA);
+		if (rc == MDB_KEYEXIST)
+			rc = 0; /* this index object was merged before */
+	}
+	return rc;
+}
+
 int cache_add_index(struct cache *c, const char *index_name,
 		    const struct index_entry *entries, size_t n,
 		    struct cairn_err *err)
 {
-	MDB_val nk = {strlen(index_name), (void *)index_name}, empty = {0, NULL};
-	uint8_t val[LOC_LEN];
-	MDB_txn *txn = NULL;
-	int rc = 0;
+	struct add_ctx a = {{strlen(index_name), (void *)index_name}, entries, n};
 
 	assert(c);
 	if (c->in_walk)
 		return busy(err, c);
 	if (c->pid != getpid())
 		return forked(err, c);
-	if (nk.mv_size == 0 || nk.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
+	if (a.name.mv_size == 0 ||
+	    a.name.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
 		return cairn_err_set(err, CAIRN_EUSAGE,
 				     "index name empty or too long for the cache: %s",
 				     index_name);
@@ -832,41 +1085,232 @@ int cache_add_index(struct cache *c, const char *index_name,
 			return cairn_err_set(err, CAIRN_EUSAGE,
 					     "index %s: blob type %u unknown",
 					     index_name, entries[i].loc.type);
-
-	for (int attempt = 0; attempt < 2; attempt++) {
-		rc = txn_begin(c, 0, &txn);
-		if (rc)
-			break;
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			MDB_val k = {CAIRN_ID_LEN, (void *)entries[i].id};
-			MDB_val v = {LOC_LEN, val};
-			loc_encode(val, &entries[i].loc);
-			rc = mdb_put(txn, c->blobs, &k, &v, MDB_NOOVERWRITE);
-			if (rc == MDB_KEYEXIST)
-				rc = 0; /* the first location stays */
-		}
-		if (rc == 0)
-			rc = mdb_put(txn, c->indexes, &nk, &empty, 0);
-		if (rc == 0) {
-			rc = mdb_txn_commit(txn); /* frees txn, even on failure */
-			txn = NULL;
-		}
-		if (txn) {
-			mdb_txn_abort(txn);
-			txn = NULL;
-		}
-		if (rc != MDB_MAP_FULL || attempt == 1)
-			break;
-		rc = map_grow(c);
-		if (rc)
-			break;
-	}
+	int rc = write_txn(c, add_entries, &a);
 	if (rc == MDB_MAP_FULL)
 		return cairn_err_set(err, CAIRN_EIO,
 				     "adding index %s to LMDB cache %s: map full "
 				     "even after growing it", index_name, c->dir);
 	if (rc)
 		return mdb_fail(err, rc, "writing to", c->dir);
+	return 0;
+}
+
+struct forget_ctx {
+	const char *const *names;
+	size_t n;
+};
+
+/* Moves the sources of the named index objects to "dead" and deletes the
+ * names, in one transaction. */
+static int forget_names(struct cache *c, MDB_txn *txn, void *ctx)
+{
+	struct forget_ctx *f = ctx;
+	uint32_t *dead = NULL;
+	size_t ndead = 0;
+	int rc = meta_u32s(c, txn, "dead", 0, &dead, &ndead);
+	uint32_t *all = rc ? NULL : realloc(dead, (ndead + f->n + 1) * sizeof(*all));
+	if (!rc && !all)
+		rc = ENOMEM;
+	if (rc) {
+		free(dead);
+		return rc;
+	}
+	for (size_t i = 0; i < f->n && rc == 0; i++) {
+		MDB_val nk = {strlen(f->names[i]), (void *)f->names[i]}, v;
+		if (nk.mv_size == 0 || nk.mv_size > (size_t)mdb_env_get_maxkeysize(c->env))
+			continue;
+		rc = mdb_get(txn, c->indexes, &nk, &v);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && v.mv_size != 4)
+			rc = MDB_CORRUPTED;
+		if (rc == 0) {
+			all[ndead++] = le_get32(v.mv_data);
+			rc = mdb_del(txn, c->indexes, &nk, NULL);
+		}
+	}
+	if (rc == 0 && ndead > 1)
+		qsort(all, ndead, sizeof(*all), u32_cmp);
+	if (rc == 0)
+		rc = meta_put_u32s(c, txn, "dead", NULL, 0, all, ndead);
+	free(all);
+	return rc;
+}
+
+int cache_forget_indexes(struct cache *c, const char *const *names, size_t n,
+			 struct cairn_err *err)
+{
+	struct forget_ctx f = {names, n};
+	MDB_txn *txn = NULL;
+
+	assert(c);
+	if (c->in_walk)
+		return busy(err, c);
+	if (c->pid != getpid())
+		return forked(err, c);
+	int rc = write_txn(c, forget_names, &f);
+	if (rc == 0)
+		rc = txn_begin(c, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = dead_load(c, txn);
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc ? mdb_fail(err, rc, "writing to", c->dir) : 0;
+}
+
+struct sweep_ctx {
+	size_t budget, seen; /* values to look at; looked at by the step */
+	uint8_t *del;       /* keys and values to delete */
+	uint64_t removed;
+	int done;
+};
+
+/* One step of a sweep pass.  meta "sweep" holds where the pass is (32-byte
+ * key, or none yet) and the sources it covers: those dead when the pass
+ * began; at its end they leave "dead" (sources forgotten meanwhile may
+ * have values behind the walk: they wait for the next pass). */
+static int sweep_step(struct cache *c, MDB_txn *txn, void *ctx)
+{
+	struct sweep_ctx *w = ctx;
+	MDB_val sk = {5, "sweep"}, k, v;
+	uint32_t *dead = NULL, *cover = NULL;
+	size_t ndead = 0, ncover = 0, n = 0, seen = 0;
+	uint8_t at[CAIRN_ID_LEN + 1] = {0}; /* flag, then the key */
+	MDB_cursor *cur = NULL;
+	int rc = meta_u32s(c, txn, "dead", 0, &dead, &ndead);
+	if (rc)
+		goto out;
+	rc = mdb_get(txn, c->meta, &sk, &v);
+	if (rc == 0) {
+		if (v.mv_size < sizeof(at)) {
+			rc = MDB_CORRUPTED;
+			goto out;
+		}
+		memcpy(at, v.mv_data, sizeof(at));
+		rc = meta_u32s(c, txn, "sweep", sizeof(at), &cover, &ncover);
+	} else if (rc == MDB_NOTFOUND) {
+		if (!ndead) {
+			w->done = 1;
+			w->seen = w->budget;
+			rc = 0;
+			goto out;
+		}
+		/* A new pass covers what is dead now. */
+		cover = malloc(ndead * sizeof(*cover));
+		rc = cover ? 0 : ENOMEM;
+		if (cover) {
+			memcpy(cover, dead, ndead * sizeof(*cover));
+			ncover = ndead;
+		}
+	}
+	if (rc)
+		goto out;
+	rc = mdb_cursor_open(txn, c->blobs, &cur);
+	if (rc)
+		goto out;
+	if (at[0]) {
+		k.mv_size = CAIRN_ID_LEN, k.mv_data = at + 1;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; rc == 0 && seen < w->budget && n < FORGET_TXN;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), seen++) {
+		if (k.mv_size != CAIRN_ID_LEN || v.mv_size != VAL_LEN) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		at[0] = 1;
+		memcpy(at + 1, k.mv_data, CAIRN_ID_LEN);
+		uint32_t src = le_get32((const uint8_t *)v.mv_data + LOC_LEN);
+		if (!bsearch(&src, dead, ndead, sizeof(src), u32_cmp))
+			continue;
+		memcpy(w->del + n * (CAIRN_ID_LEN + VAL_LEN), k.mv_data, CAIRN_ID_LEN);
+		memcpy(w->del + n * (CAIRN_ID_LEN + VAL_LEN) + CAIRN_ID_LEN, v.mv_data, VAL_LEN);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	w->seen = seen + (rc == MDB_NOTFOUND); /* the end counts: progress */
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	int end = rc == MDB_NOTFOUND;
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint8_t *p = w->del + i * (CAIRN_ID_LEN + VAL_LEN);
+		MDB_val dk = {CAIRN_ID_LEN, p}, dv = {VAL_LEN, p + CAIRN_ID_LEN};
+		rc = mdb_del(txn, c->blobs, &dk, &dv);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc)
+		goto out;
+	w->removed += n;
+	if (!end) {
+		rc = meta_put_u32s(c, txn, "sweep", at, sizeof(at), cover, ncover);
+		goto out;
+	}
+	/* The pass is over: its sources have no values left. */
+	size_t keep = 0;
+	for (size_t i = 0; i < ndead; i++)
+		if (!bsearch(&dead[i], cover, ncover, sizeof(*cover), u32_cmp))
+			dead[keep++] = dead[i];
+	rc = meta_put_u32s(c, txn, "dead", NULL, 0, dead, keep);
+	if (rc == 0) {
+		rc = mdb_del(txn, c->meta, &sk, NULL);
+		rc = rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	w->done = keep == 0;
+out:
+	free(dead);
+	free(cover);
+	return rc;
+}
+
+int cache_sweep(struct cache *c, size_t budget, uint64_t *removed, int *done,
+		struct cairn_err *err)
+{
+	struct sweep_ctx w;
+	MDB_txn *txn = NULL;
+	int rc = 0;
+
+	assert(c);
+	if (removed)
+		*removed = 0;
+	if (done)
+		*done = c->ndead == 0;
+	if (c->in_walk)
+		return busy(err, c);
+	if (c->pid != getpid())
+		return forked(err, c);
+	if (!c->ndead)
+		return 0;
+	memset(&w, 0, sizeof(w));
+	w.del = malloc((size_t)FORGET_TXN * (CAIRN_ID_LEN + VAL_LEN));
+	if (!w.del)
+		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
+	/* Steps of at most FORGET_TXN deletions each, until the budget. */
+	size_t left = budget < SWEEP_MIN ? SWEEP_MIN : budget;
+	while (!w.done && left > 0 && rc == 0) {
+		w.budget = left;
+		w.seen = 0;
+		rc = write_txn(c, sweep_step, &w);
+		left -= w.seen < left ? w.seen : left;
+	}
+	if (rc == 0)
+		rc = txn_begin(c, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = dead_load(c, txn);
+	if (txn)
+		mdb_txn_abort(txn);
+	free(w.del);
+	if (rc)
+		return mdb_fail(err, rc, "writing to", c->dir);
+	if (removed)
+		*removed = w.removed;
+	if (done)
+		*done = c->ndead == 0;
 	return 0;
 }
 
@@ -885,9 +1329,18 @@ int cache_clear(struct cache *c, struct cairn_err *err)
 		rc = mdb_drop(txn, c->blobs, 0);
 	if (rc == 0)
 		rc = mdb_drop(txn, c->indexes, 0);
+	if (rc == 0)
+		rc = meta_put_u32s(c, txn, "dead", NULL, 0, NULL, 0);
+	if (rc == 0)
+		rc = meta_put_u32s(c, txn, "sweep", NULL, 0, NULL, 0);
 	if (rc == 0) {
 		rc = mdb_txn_commit(txn);
 		txn = NULL;
+	}
+	if (rc == 0) {
+		free(c->dead);
+		c->dead = NULL;
+		c->ndead = 0;
 	}
 	if (txn)
 		mdb_txn_abort(txn);

@@ -67,8 +67,15 @@ void cache_close(struct cache *c); /* NULL-safe */
 int cache_lookup(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
 		 struct blob_loc *loc, struct cairn_err *err);
 
-/* In one transaction: records every entry (a blob already present keeps its
- * first location) and marks the index object `index_name` as merged. */
+/* Every location of a blob: *n is how many (0 if none), the first `max`
+ * of them are written to locs.  0, or an error. */
+int cache_lookup_all(struct cache *c, const uint8_t id[CAIRN_ID_LEN],
+		     struct blob_loc *locs, size_t max, size_t *n,
+		     struct cairn_err *err);
+
+/* In one transaction: records every entry as a location vouched for by
+ * index object `index_name` (a blob may have several; lookups give one of
+ * them) and marks `index_name` as merged.  Merging it again adds nothing. */
 int cache_add_index(struct cache *c, const char *index_name,
 		    const struct index_entry *entries, size_t n,
 		    struct cairn_err *err);
@@ -83,15 +90,31 @@ int cache_each_index(struct cache *c,
 		     int (*cb)(void *arg, const char *index_name), void *arg,
 		     struct cairn_err *err);
 
-/* Calls cb for every blob in the cache (any order). */
+/* Calls cb for every blob location in the cache (any order; a blob with
+ * several locations comes once per location). */
 int cache_each_blob(struct cache *c,
 		    int (*cb)(void *arg, const struct index_entry *e),
 		    void *arg, struct cairn_err *err);
 
+/* Forgets the merged index objects `names` (those not merged are ignored):
+ * in one small transaction, their names go and their source numbers are
+ * marked dead, so that every read ignores the locations they vouched for
+ * at once.  The locations themselves are deleted later by cache_sweep. */
+int cache_forget_indexes(struct cache *c, const char *const *names, size_t n,
+			 struct cairn_err *err);
+
+/* Deletes locations of forgotten index objects, looking at about `budget`
+ * values (at least 1000), going on from where the last sweep stopped (by
+ * any process).  *removed: locations deleted; *done: nothing is left to
+ * sweep.  Both may be NULL. */
+int cache_sweep(struct cache *c, size_t budget, uint64_t *removed, int *done,
+		struct cairn_err *err);
+
 /* Empties the cache (all blobs, all merged index names). */
 int cache_clear(struct cache *c, struct cairn_err *err);
 
-/* Number of blobs in the cache. */
+/* Number of locations in the cache (a blob may have several; those of
+ * forgotten index objects count until swept). */
 int cache_count(struct cache *c, uint64_t *n, struct cairn_err *err);
 
 #endif

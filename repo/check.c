@@ -21,6 +21,7 @@ struct ck {
 	struct idset ok;        /* data blobs known good */
 	struct idset trees;     /* tree id → 0 good, 1 damaged below */
 	struct idset bad_packs; /* packs reported damaged */
+	struct idset pack_locs; /* pack → locations the cache gives in it */
 	const char *snap;       /* snapshot being walked */
 	struct cairn_err *err;
 };
@@ -57,12 +58,8 @@ struct blob_list {
 	struct ck *c;
 };
 
-static int collect_blob(void *arg, const struct index_entry *e)
+static int add_loc(struct blob_list *l, const uint8_t *bid, const struct blob_loc *loc)
 {
-	struct blob_list *l = arg;
-	if (l->pack ? memcmp(e->loc.pack, l->pack, 32) != 0
-		    : idset_get(&l->c->packs, e->loc.pack, NULL))
-		return 0;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
 		struct index_entry *v = realloc(l->v, l->cap * sizeof(*v));
@@ -70,8 +67,24 @@ static int collect_blob(void *arg, const struct index_entry *e)
 			return CAIRN_ENOMEM;
 		l->v = v;
 	}
-	l->v[l->n++] = *e;
+	memcpy(l->v[l->n].id, bid, 32);
+	l->v[l->n++].loc = *loc;
 	return 0;
+}
+
+static int collect_blob(void *arg, const struct index_entry *e)
+{
+	struct blob_list *l = arg;
+	if (!l->pack && idset_get(&l->c->packs, e->loc.pack, NULL)) {
+		/* Counted, so that reading the pack knows when it has met
+		 * every location the index gives in it. */
+		uint64_t n = 0;
+		idset_get(&l->c->pack_locs, e->loc.pack, &n);
+		return idset_put(&l->c->pack_locs, e->loc.pack, n + 1) ? CAIRN_ENOMEM : 0;
+	}
+	if (l->pack && memcmp(e->loc.pack, l->pack, 32) != 0)
+		return 0;
+	return add_loc(l, e->id, &e->loc);
 }
 
 /* Index entries that name packs which are not there. */
@@ -91,6 +104,58 @@ static int check_index(struct ck *c)
 	}
 	free(l.v);
 	return rc;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct index_entry *)a)->id, ((const struct index_entry *)b)->id, 32);
+}
+
+static int loc_same(const struct blob_loc *a, const struct blob_loc *b)
+{
+	return memcmp(a->pack, b->pack, 32) == 0 && a->offset == b->offset &&
+	       a->sealed_len == b->sealed_len && a->raw_len == b->raw_len && a->type == b->type;
+}
+
+/* The locations the index gives in pack `id` that its directory (ents,
+ * sorted here) does not list exactly: looked up per blob of the directory,
+ * which finds them all unless the index names a blob here that the
+ * directory lacks; the count from check_index tells, and only then is the
+ * whole cache walked for this pack. */
+static int index_locs_in(struct ck *c, const uint8_t id[32], struct index_entry *ents, size_t n,
+			 struct blob_list *l)
+{
+	uint64_t want = 0, met = 0;
+	idset_get(&c->pack_locs, id, &want);
+	if (n > 1)
+		qsort(ents, n, sizeof(*ents), ent_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i && memcmp(ents[i].id, ents[i - 1].id, 32) == 0)
+			continue;
+		struct blob_loc locs[16];
+		size_t nl = 0;
+		int rc = cache_locs_of(c->r, ents[i].id, locs, 16, &nl, c->err);
+		if (rc)
+			return rc;
+		if (nl > 16) {
+			met = UINT64_MAX; /* unusual: take the slow way */
+			break;
+		}
+		for (size_t j = 0; j < nl; j++) {
+			if (memcmp(locs[j].pack, id, 32) != 0)
+				continue;
+			met++;
+			int listed = 0;
+			for (size_t d = i; d < n && memcmp(ents[d].id, ents[i].id, 32) == 0; d++)
+				listed |= loc_same(&locs[j], &ents[d].loc);
+			if (!listed && add_loc(l, ents[i].id, &locs[j]))
+				return cairn_err_set(c->err, CAIRN_ENOMEM, "out of memory");
+		}
+	}
+	if (met == want)
+		return 0;
+	l->n = 0;
+	return cache_each_blob_of(c->r, collect_blob, l, c->err);
 }
 
 /* Reads one pack whole and verifies everything in it. */
@@ -128,7 +193,7 @@ static int read_pack(struct ck *c, const uint8_t id[32], uint64_t size)
 	}
 	/* Open every blob the index or the directory says is here. */
 	struct blob_list l = {NULL, 0, 0, id, c};
-	rc = cache_each_blob_of(c->r, collect_blob, &l, c->err);
+	rc = index_locs_in(c, id, ents, n, &l);
 	if (rc)
 		goto out;
 	struct sealer *s = sealer_new(1);
@@ -509,5 +574,6 @@ out:
 	idset_free(&c.ok);
 	idset_free(&c.trees);
 	idset_free(&c.bad_packs);
+	idset_free(&c.pack_locs);
 	return rc;
 }

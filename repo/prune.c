@@ -1177,8 +1177,13 @@ int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *
 	rc = rc ? rc : window(&p);
 	if (!rc)
 		step(&p, "done");
+	/* Forgets the deleted index objects and merges their replacements, as
+	 * every other host's next command does; this host (prune is long
+	 * anyway) also deletes their locations from the cache at once. */
 	if (!rc)
-		rc = repo_rebuild_index(r, err);
+		rc = repo_sync_index(r, err);
+	if (!rc)
+		rc = repo_sweep_cache(r, SIZE_MAX, err);
 out:
 	marks_close(&p);
 	idset_free(&p.pack_ix);

@@ -25,7 +25,7 @@
  *      when no writer runs; writers that start meanwhile wait for it),
  *      catches up once more, then deletes the replaced index objects and
  *      then the packs, and releases the lock;
- *   6. rebuilds its local cache.
+ *   6. brings its local cache up to date (drops the deleted objects' locations).
  * Everything before step 5 only adds objects; a kill at any point leaves
  * a repository that passes check.
  *

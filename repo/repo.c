@@ -509,20 +509,19 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Merged index objects that index/ no longer lists. */
 struct stale_check {
 	struct name_list *listed;
-	int stale;
+	struct name_list gone;
 };
 
 static int check_listed(void *arg, const char *name)
 {
 	struct stale_check *sc = arg;
 	const char *key = name;
-	if (!sc->listed->n || !bsearch(&key, sc->listed->names, sc->listed->n, sizeof(char *), name_cmp)) {
-		sc->stale = 1;
-		return 1;
-	}
-	return 0;
+	if (sc->listed->n && bsearch(&key, sc->listed->names, sc->listed->n, sizeof(char *), name_cmp))
+		return 0;
+	return strlist_add(&sc->gone.names, &sc->gone.n, name) ? CAIRN_ENOMEM : 0;
 }
 
 /* merge_index: the index object itself is damaged (not the cache). */
@@ -588,18 +587,32 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 		goto out;
 	if (l.n > 1)
 		qsort(l.names, l.n, sizeof(char *), name_cmp);
-	struct stale_check sc = {&l, 0};
+	struct stale_check sc = {&l, {NULL, 0}};
 	rc = cache_each_index(r->cache, check_listed, &sc, err);
-	if (rc < 0)
-		goto out;
-	if (sc.stale) {
-		/* An index object we merged is gone (prune, or damage): the
-		 * cache may name blobs that no longer exist. Start over. */
-		note(r, "an index object the cache knew is gone: rebuilding the cache");
-		rc = cache_clear(r->cache, err);
-		if (rc)
-			goto out;
+	if (rc == CAIRN_ENOMEM)
+		cairn_err_set(err, rc, "out of memory");
+	if (rc == 0 && sc.gone.n) {
+		/* Index objects we merged are gone (prune replaced them or
+		 * deleted their packs; or damage): drop exactly the locations
+		 * they vouched for. Prune wrote what replaces them first, so
+		 * merging the new objects below restores every blob that
+		 * still exists. */
+		rc = cache_forget_indexes(r->cache, (const char *const *)sc.gone.names,
+					  sc.gone.n, err);
+		if (rc == 0) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "%zu index objects the cache had merged are gone: "
+				 "forgot their locations", sc.gone.n);
+			note(r, msg);
+		}
+		if (rc == CAIRN_ECORRUPT) {
+			note(r, "the local cache is damaged: rebuilding it from the repository");
+			rc = cache_clear(r->cache, err);
+		}
 	}
+	strlist_free(sc.gone.names, sc.gone.n);
+	if (rc)
+		goto out;
 	clear_bad_index(r);
 	int retried = 0;
 	for (size_t i = 0; i < l.n; i++) {
@@ -635,9 +648,29 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 			goto out;
 		}
 	}
-	rc = 0;
+	/* A bounded share of deleting what forgotten objects left behind, so
+	 * that no one command pays for a whole walk of the cache. */
+	rc = repo_sweep_cache(r, SWEEP_PER_SYNC, err);
 out:
 	strlist_free(l.names, l.n);
+	return rc;
+}
+
+int repo_sweep_cache(struct repo *r, size_t budget, struct cairn_err *err)
+{
+	uint64_t removed = 0;
+	int done = 1;
+	int rc = cache_sweep(r->cache, budget, &removed, &done, err);
+	if (rc == CAIRN_ECORRUPT) {
+		note(r, "the local cache is damaged: rebuilding it from the repository");
+		return repo_rebuild_index(r, err);
+	}
+	if (rc == 0 && removed) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "swept %llu locations of forgotten index objects from the "
+			 "cache%s", (unsigned long long)removed, done ? "" : " (more next time)");
+		note(r, msg);
+	}
 	return rc;
 }
 
@@ -1600,4 +1633,10 @@ int cache_each_blob_of(struct repo *r, int (*cb)(void *, const struct index_entr
 		       void *arg, struct cairn_err *err)
 {
 	return cache_each_blob(r->cache, cb, arg, err);
+}
+
+int cache_locs_of(struct repo *r, const uint8_t id[32], struct blob_loc *locs,
+		  size_t max, size_t *n, struct cairn_err *err)
+{
+	return cache_lookup_all(r->cache, id, locs, max, n, err);
 }

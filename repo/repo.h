@@ -183,6 +183,10 @@ void repo_each_bad_index(struct repo *r,
 			 void (*cb)(void *arg, const char *name,
 				    const struct cairn_err *e),
 			 void *arg);
+/* Deletes up to about `budget` cache locations of index objects that are
+ * gone (SIZE_MAX: all of them); every sync does SWEEP_PER_SYNC. */
+#define SWEEP_PER_SYNC 200000
+int repo_sweep_cache(struct repo *r, size_t budget, struct cairn_err *err);
 /* Forgets the cache and rebuilds it from index/. */
 int repo_rebuild_index(struct repo *r, struct cairn_err *err);
 
@@ -191,6 +195,11 @@ int repo_rebuild_index(struct repo *r, struct cairn_err *err);
 int cache_each_blob_of(struct repo *r,
 		       int (*cb)(void *arg, const struct index_entry *e),
 		       void *arg, struct cairn_err *err);
+
+/* For check: every location the cache knows for blob `id` (see
+ * cache_lookup_all). */
+int cache_locs_of(struct repo *r, const uint8_t id[32], struct blob_loc *locs,
+		  size_t max, size_t *n, struct cairn_err *err);
 
 /* Reads and opens one index object (`name`: 64 hex digits); *out is
  * malloc'd (caller frees).  CAIRN_ECORRUPT when it is damaged,

@@ -120,6 +120,45 @@ python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["packs_rep
 	fail "a second prune still found work: $(cat "$LAST_OUT")"
 ok "prune --max-unused 0 repacks partly used packs; a second run finds nothing"
 
+# ---- another host's cache after a prune ----------------------------------------
+# Host B's cache merged everything before the prune, including (the prune
+# killed before its deletions) the new copies of the repacked blobs while
+# their old index objects still existed. After the prune completes, B drops
+# exactly the locations of the deleted index objects, without a rebuild,
+# and still finds every blob: kept snapshots restore through its cache and a
+# backup of unchanged files stores almost nothing.
+CACHE_B=$SCRATCH/cache-b
+change_src 7
+backup_src
+expect_rc 0 cairn forget --keep-last 2
+CAIRN_CACHE_DIR=$CACHE_B expect_rc 0 cairn snapshots
+CAIRN_TEST_PRUNE_KILL=window run_rc cairn prune --max-unused 0
+[[ $LAST_RC == 137 ]] || fail "prune was not killed before its window (exit $LAST_RC)"
+expect_rc 0 cairn unlock --stale
+CAIRN_CACHE_DIR=$CACHE_B expect_rc 0 cairn snapshots
+expect_rc 0 cairn prune --max-unused 0 --json
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["packs_repacked"]+v["packs_deleted"]>0, v' "$LAST_OUT" ||
+	fail "the prune after the killed one deleted nothing: $(cat "$LAST_OUT")"
+CAIRN_CACHE_DIR=$CACHE_B expect_rc 0 cairn -v snapshots
+grep -q "are gone: forgot their locations" "$LAST_ERR" || fail "host B did not forget the deleted index objects: $(cat "$LAST_ERR")"
+! grep -q "rebuilding" "$LAST_ERR" || fail "host B rebuilt its cache after prune: $(cat "$LAST_ERR")"
+for id in $(snap_ids); do
+	rm -rf "$SCRATCH/r"
+	CAIRN_CACHE_DIR=$CACHE_B expect_rc 0 cairn restore "$id" --target "$SCRATCH/r"
+	[[ $(tree_digest "$SCRATCH/r$SRC") == "$(cat "$DIG/$id")" ]] ||
+		fail "host B: snapshot ${id:0:8} does not restore identical after prune"
+done
+rm -rf "$SCRATCH/r"
+size_b=$(repo_bytes)
+CAIRN_CACHE_DIR=$CACHE_B expect_rc 0 cairn backup "$SRC"
+grow=$(($(repo_bytes) - size_b))
+((grow < 200000)) || fail "host B stored $grow bytes again for unchanged files after prune"
+id=$(cairn snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+tree_digest "$SRC" >"$DIG/$id"
+! grep -q "rebuilding" "$LAST_ERR" || fail "host B rebuilt its cache: $(cat "$LAST_ERR")"
+expect_rc 0 cairn check --read-data
+ok "host B's cache follows a prune without a rebuild (restores, dedups: +$grow bytes)"
+
 # ---- prune killed with kill -9 at each of its steps -------------------------------
 # CAIRN_TEST_PRUNE_KILL=STEP[:N] makes prune SIGKILL itself the N-th time it
 # reaches STEP (repo/prune.h names them): before marking, scanning the

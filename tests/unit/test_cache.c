@@ -236,7 +236,8 @@ static void test_basic(const char *dir, const uint8_t *repo)
 	CHECK_RC(cache_has_index(c, "index/bbbb", &err), 0);
 	CHECK_RC(cache_has_index(c, "", &err), 0);
 
-	/* a known blob keeps its first location, also within one batch */
+	/* a known blob gains a second location, also within one batch; a
+	 * lookup gives one of them */
 	dup[0] = e[1];
 	dup[0].loc.offset = 5;
 	make_entry(&dup[1], 100, 1);
@@ -244,12 +245,65 @@ static void test_basic(const char *dir, const uint8_t *repo)
 	dup[2].loc.offset = 6;
 	CHECK_RC(cache_add_index(c, "index/bbbb", dup, 3, &err), 0);
 	CHECK_RC(cache_lookup(c, e[1].id, &got, &err), 0);
-	CHECK(loc_eq(&got, &e[1].loc));
+	CHECK(loc_eq(&got, &e[1].loc) || loc_eq(&got, &dup[0].loc));
 	CHECK_RC(cache_lookup(c, dup[1].id, &got, &err), 0);
-	CHECK(loc_eq(&got, &dup[1].loc));
+	CHECK(loc_eq(&got, &dup[1].loc) || loc_eq(&got, &dup[2].loc));
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 7);
+	/* merging the same index again adds nothing */
+	CHECK_RC(cache_add_index(c, "index/bbbb", dup, 3, &err), 0);
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 7);
+	/* the same location from another index object: walks show it once */
+	CHECK_RC(cache_add_index(c, "index/cccc", &e[2], 1, &err), 0);
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 8);
+	CHECK_RC(cache_each_blob(c, count_blob, &blobs, &err), 0);
+	CHECK(blobs.n == 7 && blobs.bad == 0);
+	blobs.n = 0;
+	/* forgetting bbbb hides exactly its locations at once; the sweep
+	 * deletes them; cccc's copy of e[2] stays when aaaa's goes */
+	const char *forget1[] = {"index/bbbb", "index/never"};
+	uint64_t removed = 0;
+	int done = 0;
+	CHECK_RC(cache_forget_indexes(c, forget1, 2, &err), 0);
+	CHECK_RC(cache_lookup(c, e[1].id, &got, &err), 0);
+	CHECK(loc_eq(&got, &e[1].loc));
+	CHECK_RC(cache_lookup(c, dup[1].id, &got, &err), CAIRN_ENOTFOUND);
+	CHECK_RC(cache_has_index(c, "index/bbbb", &err), 0);
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 8); /* not swept yet */
+	CHECK_RC(cache_each_blob(c, count_blob, &blobs, &err), 0);
+	CHECK(blobs.n == 4);
+	blobs.n = 0;
+	CHECK_RC(cache_sweep(c, 0, &removed, &done, &err), 0);
+	CHECK(removed == 3 && done == 1);
 	CHECK_RC(cache_count(c, &n, &err), 0);
 	CHECK(n == 5);
-	/* merging the same index again is harmless */
+	const char *forget2[] = {"index/aaaa"};
+	CHECK_RC(cache_forget_indexes(c, forget2, 1, &err), 0);
+	CHECK_RC(cache_lookup(c, e[2].id, &got, &err), 0);
+	CHECK(loc_eq(&got, &e[2].loc));
+	CHECK_RC(cache_lookup(c, e[0].id, &got, &err), CAIRN_ENOTFOUND);
+	/* forgetting again changes nothing; the source stays dead after a
+	 * reopen, before its sweep */
+	CHECK_RC(cache_forget_indexes(c, forget2, 1, &err), 0);
+	cache_close(c);
+	c = open_ok(dir, repo, 0);
+	if (!c)
+		return;
+	CHECK_RC(cache_lookup(c, e[0].id, &got, &err), CAIRN_ENOTFOUND);
+	CHECK_RC(cache_sweep(c, 0, &removed, &done, &err), 0);
+	CHECK(removed == 4 && done == 1);
+	CHECK_RC(cache_sweep(c, 0, &removed, &done, &err), 0);
+	CHECK(removed == 0 && done == 1);
+	const char *forget3[] = {"index/cccc"};
+	CHECK_RC(cache_forget_indexes(c, forget3, 1, &err), 0);
+	CHECK_RC(cache_sweep(c, 0, &removed, &done, &err), 0);
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 0);
+	/* back to the state the rest of this test expects */
+	CHECK_RC(cache_add_index(c, "index/aaaa", e, 4, &err), 0);
 	CHECK_RC(cache_add_index(c, "index/bbbb", dup, 3, &err), 0);
 	/* an index with no entries is still recorded */
 	CHECK_RC(cache_add_index(c, "index/empty", NULL, 0, &err), 0);
@@ -258,7 +312,7 @@ static void test_basic(const char *dir, const uint8_t *repo)
 	CHECK_RC(cache_each_index(c, count_index, &names, &err), 0);
 	CHECK(names.n == 3 && names.saw_a == 1 && names.saw_b == 1);
 	CHECK_RC(cache_each_blob(c, count_blob, &blobs, &err), 0);
-	CHECK(blobs.n == 5 && blobs.bad == 0);
+	CHECK(blobs.n == 7 && blobs.bad == 0);
 	int seen = 0;
 	CHECK_RC(cache_each_blob(c, stop_at_two, &seen, &err), 42);
 	CHECK(seen == 2);
@@ -286,7 +340,7 @@ static void test_basic(const char *dir, const uint8_t *repo)
 	if (!c)
 		return;
 	CHECK_RC(cache_count(c, &n, &err), 0);
-	CHECK(n == 5);
+	CHECK(n == 7);
 	CHECK_RC(cache_lookup(c, e[3].id, &got, &err), 0);
 	CHECK(loc_eq(&got, &e[3].loc));
 	CHECK_RC(cache_has_index(c, "index/bbbb", &err), 1);
@@ -474,6 +528,48 @@ static void test_bulk(const char *dir, const uint8_t *repo)
 	       "%llu misses %.2f s (%.0f lookups/s)\n",
 	       (unsigned long long)total, t2 - t1, (double)total / (t2 - t1),
 	       (unsigned long long)total, t3 - t2, (double)total / (t3 - t2));
+
+	/* what a host pays after a prune deleted 40% of the index objects:
+	 * forgetting them, then lookups (through the dead list), then the
+	 * sweep in SWEEP_PER_SYNC-sized steps */
+	size_t ngone = (size_t)(total / batch) * 2 / 5, ng = 0;
+	char (*gn)[64] = calloc(ngone, 64);
+	const char **gp = calloc(ngone, sizeof(*gp));
+	CHECK(gn && gp);
+	for (uint64_t done = 0; gn && gp && ng < ngone; done += batch * 2) {
+		snprintf(gn[ng], 64, "index/%016llx", (unsigned long long)done);
+		gp[ng] = gn[ng];
+		ng++;
+	}
+	double t4 = now();
+	CHECK_RC(cache_forget_indexes(c, gp, ng, &err), 0);
+	double t5 = now();
+	hits = 0;
+	for (uint64_t i = 0; i < total; i++) {
+		make_entry(&want, i, 5);
+		if (cache_lookup(c, want.id, &got, &err) == 0)
+			hits++;
+	}
+	double t6 = now();
+	CHECK(hits == total - ng * batch);
+	uint64_t swept = 0, removed = 0;
+	int sdone = 0, steps = 0;
+	double worst = 0;
+	while (!sdone && steps++ < 1000) {
+		double a = now();
+		CHECK_RC(cache_sweep(c, 200000, &removed, &sdone, &err), 0);
+		swept += removed;
+		if (now() - a > worst)
+			worst = now() - a;
+	}
+	double t7 = now();
+	CHECK(swept == ng * batch);
+	printf("bulk: forgetting %zu of %llu index objects %.3f s; %llu lookups after %.2f s; "
+	       "sweeping %llu locations %.2f s in %d steps (slowest %.3f s)\n",
+	       ng, (unsigned long long)(total / batch), t5 - t4, (unsigned long long)total, t6 - t5,
+	       (unsigned long long)swept, t7 - t6, steps, worst);
+	free(gn);
+	free(gp);
 	cache_close(c);
 	free(e);
 }
@@ -623,6 +719,113 @@ static void rm_rf(const char *root)
 		fprintf(stderr, "could not remove %s\n", root);
 }
 
+/* Forgetting index objects against a model: a blob is found exactly when
+ * a live index object names it, at a location one of them gives; a big
+ * forget (more than one transaction's worth) finishes. */
+#define F_OBJS 24
+#define F_IDS 2000
+#define F_PER 400
+static void test_forget(const char *dir, const uint8_t *repo)
+{
+	struct cairn_err err;
+	struct cache *c = open_ok(dir, repo, 0);
+	if (!c)
+		return;
+	static struct index_entry objs[F_OBJS][F_PER];
+	int live[F_OBJS];
+	char names[F_OBJS][32];
+	for (int o = 0; o < F_OBJS; o++) {
+		snprintf(names[o], sizeof(names[o]), "index/f%02d", o);
+		for (int j = 0; j < F_PER; j++) {
+			uint64_t id = rng() % F_IDS;
+			make_entry(&objs[o][j], id, 3);
+			/* two places per blob, so objects often agree */
+			objs[o][j].loc.offset += rng() % 2;
+		}
+		CHECK_RC(cache_add_index(c, names[o], objs[o], F_PER, &err), 0);
+		live[o] = 1;
+	}
+	for (int round = 0; round < 6; round++) {
+		const char *gone[F_OBJS];
+		size_t ngone = 0;
+		for (int o = 0; o < F_OBJS; o++)
+			if (live[o] && rng() % 4 == 0) {
+				gone[ngone++] = names[o];
+				live[o] = 0;
+			}
+		CHECK_RC(cache_forget_indexes(c, gone, ngone, &err), 0);
+		/* half the rounds sweep (in small steps) before looking */
+		for (int k = 0; round % 2 && k < 1000; k++) {
+			int done = 0;
+			CHECK_RC(cache_sweep(c, 1000, NULL, &done, &err), 0);
+			if (done)
+				break;
+		}
+		int bad = 0;
+		for (uint64_t i = 0; i < F_IDS; i++) {
+			struct index_entry want;
+			struct blob_loc got;
+			make_entry(&want, i, 3);
+			int named = 0, match = 0;
+			int rc = cache_lookup(c, want.id, &got, &err);
+			for (int o = 0; o < F_OBJS; o++)
+				for (int j = 0; live[o] && j < F_PER; j++)
+					if (memcmp(objs[o][j].id, want.id, CAIRN_ID_LEN) == 0) {
+						named = 1;
+						if (rc == 0 && loc_eq(&got, &objs[o][j].loc))
+							match = 1;
+					}
+			if (named ? (rc != 0 || !match) : rc != CAIRN_ENOTFOUND) {
+				if (bad++ < 3)
+					fprintf(stderr, "round %d id %llu named %d rc %d match %d\n", round, (unsigned long long)i, named, rc, match);
+			}
+		}
+		CHECK(bad == 0);
+		for (int o = 0; o < F_OBJS; o++)
+			CHECK_RC(cache_has_index(c, names[o], &err), live[o]);
+	}
+
+	/* one forget of more locations than one transaction deletes */
+	CHECK_RC(cache_clear(c, &err), 0);
+	size_t big = 120000;
+	struct index_entry *e = malloc(big * sizeof(*e));
+	CHECK(e != NULL);
+	if (!e) {
+		cache_close(c);
+		return;
+	}
+	for (size_t i = 0; i < big; i++)
+		make_entry(&e[i], i, 4);
+	CHECK_RC(cache_add_index(c, "index/big", e, big, &err), 0);
+	CHECK_RC(cache_add_index(c, "index/small", e + 1000, 10, &err), 0);
+	const char *gone[] = {"index/big"};
+	uint64_t removed = 0, n = 0, total = 0;
+	int done = 0, steps = 0;
+	CHECK_RC(cache_forget_indexes(c, gone, 1, &err), 0);
+	/* a forget meanwhile waits for the next pass */
+	CHECK_RC(cache_sweep(c, 30000, &removed, &done, &err), 0);
+	total += removed;
+	CHECK(done == 0 && removed > 0 && removed < big);
+	CHECK_RC(cache_add_index(c, "index/late", e + 2000, 5, &err), 0);
+	const char *late[] = {"index/late"};
+	CHECK_RC(cache_forget_indexes(c, late, 1, &err), 0);
+	while (!done && steps++ < 100) {
+		CHECK_RC(cache_sweep(c, 30000, &removed, &done, &err), 0);
+		total += removed;
+	}
+	CHECK(done == 1);
+	CHECK(total == big + 5);
+	CHECK_RC(cache_count(c, &n, &err), 0);
+	CHECK(n == 10);
+	CHECK_RC(cache_has_index(c, "index/big", &err), 0);
+	CHECK_RC(cache_has_index(c, "index/small", &err), 1);
+	struct blob_loc got;
+	CHECK_RC(cache_lookup(c, e[1005].id, &got, &err), 0);
+	CHECK_RC(cache_lookup(c, e[999].id, &got, &err), CAIRN_ENOTFOUND);
+	free(e);
+	cache_close(c);
+}
+
 int main(void)
 {
 	char root[] = "/tmp/cairn-test-cache-XXXXXX";
@@ -638,6 +841,8 @@ int main(void)
 
 	snprintf(dir, sizeof(dir), "%s/a/b", root);
 	test_basic(dir, repo);
+	snprintf(dir, sizeof(dir), "%s/forget", root);
+	test_forget(dir, repo);
 	snprintf(dir, sizeof(dir), "%s/rebuild", root);
 	test_rebuild(dir, repo);
 	snprintf(dir, sizeof(dir), "%s/procs", root);
