@@ -40,6 +40,8 @@ static void report_line(void *arg, const char *msg)
 	struct cli *c = arg;
 	if (!c->json && !c->quiet)
 		printf("%s\n", msg);
+	else if (c->json && c->verbose)
+		fprintf(stderr, "cairn: %s\n", msg); /* JSON on stdout, the lines here */
 }
 
 /* Test hooks (see the top of this file). */

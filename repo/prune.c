@@ -739,6 +739,8 @@ static int flush_entries(struct pr *p, struct index_entry *v, size_t *n)
 
 /* Entries of the affected index objects whose pack `want` accepts, into
  * new index objects (v holds INDEX_CHUNK entries). */
+static int kept(const struct pk *k) { return k->act == P_KEEP; }
+
 static int copy_affected(struct pr *p, int (*want)(const struct pk *k), struct index_entry *v,
 			 size_t *nv)
 {
@@ -751,7 +753,10 @@ static int copy_affected(struct pr *p, int (*want)(const struct pk *k), struct i
 		rc = repo_index_read(p->r, p->idx[i], &e, &n, p->err);
 		for (size_t j = 0; j < n && !rc; j++) {
 			struct pk *k = find_pack(p, e[j].loc.pack);
-			if (!k || !want(k))
+			/* A pack not listed stays indexed: prune deletes only
+			 * packs it listed, and dropping the entries of a pack
+			 * written after the listing would lose it. */
+			if (k ? !want(k) : want != kept)
 				continue;
 			v[(*nv)++] = e[j];
 			if (*nv == INDEX_CHUNK)
@@ -762,7 +767,6 @@ static int copy_affected(struct pr *p, int (*want)(const struct pk *k), struct i
 	return rc;
 }
 
-static int kept(const struct pk *k) { return k->act == P_KEEP; }
 static int rescued_without_dir(const struct pk *k) { return k->suppl == S_FROM_INDEX; }
 
 /* Replacement index objects: every entry of a kept pack in an affected
@@ -1154,8 +1158,14 @@ int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *
 	rc = rc ? rc : mark_all(&p);
 	if (!rc)
 		step(&p, "scan");
-	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", list_pack, &p, err);
+	/* index/ before packs/: a writer writes a pack before the index
+	 * object naming it, so every pack a listed index object names is in
+	 * the packs/ listing that follows. The other order could list an
+	 * index object but not its pack, written in between. */
 	rc = rc ? rc : storage_list(repo_get_storage(r), "index/", list_index, &p, err);
+	if (!rc)
+		step(&p, "list-packs");
+	rc = rc ? rc : storage_list(repo_get_storage(r), "packs/", list_pack, &p, err);
 	rc = rc ? rc : scan_index(&p);
 	rc = rc ? rc : check_found(&p);
 	if (rc)

@@ -60,7 +60,7 @@ struct prune_opts {
 	 * for long backups: prune does not try while one runs. */
 	uint64_t lock_wait_ns, drain_ns;
 	void (*report)(void *arg, const char *msg); /* may be NULL */
-	/* Called at each step ("mark", "scan", "plan", "repack", "rewrite",
+	/* Called at each step ("mark", "scan", "list-packs", "plan", "repack", "rewrite",
 	 * "catchup", "window", "delete-index" before each batch of index
 	 * objects deleted, "delete-pack" before each batch of packs, "done");
 	 * for tests that stop prune at each of them.  Deletes run 8 at a time

@@ -95,6 +95,32 @@ EOF
 expect_rc 0 cairn check --read-data
 ok "a backup of forgotten content and an archive-push during prune: their packs are kept, check passes"
 
+# ---- 1b. a writer between prune's listings of index/ and packs/ --------------
+# The push's packs are listed but not its index object; its WAL entry is
+# new at catch-up. The packs must stay indexed (found by catch-up) and the
+# segment must read back. (Listing packs/ first once lost an index entry:
+# the index object was listed, its last pack was not, and the replacement
+# index object dropped that pack's entries.)
+for i in 0 1; do rand_bytes 600000 "a-$i-v2b" >"$SCRATCH/a/f$i"; done
+backup_as main "$SCRATCH/a" || fail "backup"
+expect_rc 0 cairn forget --keep-last 1
+rm -f "$SCRATCH/go1b"
+CAIRN_TEST_PRUNE_PAUSE=list-packs:$SCRATCH/go1b "$CAIRN_BIN" -v prune --json \
+	>"$SCRATCH/p1b.out" 2>"$SCRATCH/p1b.err" &
+pruning=$!
+wait_step "$SCRATCH/p1b.err" list-packs
+push_as hostc main 4 || fail "archive-push between prune's listings"
+touch "$SCRATCH/go1b"
+wait "$pruning" || fail "prune failed: $(cat "$SCRATCH/p1b.err")"
+expect_rc 0 cairn check --read-data
+rm -rf "$SCRATCH/get"
+mkdir -p "$SCRATCH/get"
+n4=$(seg_name 4)
+CAIRN_PREFETCH=0 expect_rc 0 cairn archive-get --cluster main "$n4" "$SCRATCH/get/$n4"
+[[ $(sha256sum <"$SCRATCH/get/$n4" | cut -c1-64) == "$(cat "$SEGS/main/$n4")" ]] ||
+	fail "the segment pushed between prune's listings does not read back"
+ok "an archive-push between prune's listings of index/ and packs/ stays whole"
+
 # ---- 2. a writer during the exclusive window waits for it ----------------------
 for i in 0 1; do rand_bytes 500000 "a-$i-v3" >"$SCRATCH/a/f$i"; done
 backup_as main "$SCRATCH/a" || fail "backup"
