@@ -203,7 +203,8 @@ static int meta_put_u32s(struct cache *c, MDB_txn *txn, const char *key,
 	uint8_t *b = malloc(nhead + 4 * n);
 	if (!b)
 		return ENOMEM;
-	memcpy(b, head, nhead);
+	if (nhead)
+		memcpy(b, head, nhead);
 	for (size_t i = 0; i < n; i++)
 		le_put32(b + nhead + 4 * i, a[i]);
 	v.mv_size = nhead + 4 * n, v.mv_data = b;
@@ -226,12 +227,17 @@ static int dead_load(struct cache *c, MDB_txn *txn)
 	return 0;
 }
 
+/* bsearch for u32 arrays that may be empty (and NULL). */
+static int u32_in(uint32_t x, const uint32_t *a, size_t n)
+{
+	return n && bsearch(&x, a, n, sizeof(x), u32_cmp) != NULL;
+}
+
 static int is_dead(const struct cache *c, const MDB_val *v)
 {
 	if (!c->ndead)
 		return 0;
-	uint32_t s = le_get32((const uint8_t *)v->mv_data + LOC_LEN);
-	return bsearch(&s, c->dead, c->ndead, sizeof(s), u32_cmp) != NULL;
+	return u32_in(le_get32((const uint8_t *)v->mv_data + LOC_LEN), c->dead, c->ndead);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -1224,8 +1230,7 @@ static int sweep_step(struct cache *c, MDB_txn *txn, void *ctx)
 		}
 		at[0] = 1;
 		memcpy(at + 1, k.mv_data, CAIRN_ID_LEN);
-		uint32_t src = le_get32((const uint8_t *)v.mv_data + LOC_LEN);
-		if (!bsearch(&src, dead, ndead, sizeof(src), u32_cmp))
+		if (!u32_in(le_get32((const uint8_t *)v.mv_data + LOC_LEN), dead, ndead))
 			continue;
 		memcpy(w->del + n * (CAIRN_ID_LEN + VAL_LEN), k.mv_data, CAIRN_ID_LEN);
 		memcpy(w->del + n * (CAIRN_ID_LEN + VAL_LEN) + CAIRN_ID_LEN, v.mv_data, VAL_LEN);
@@ -1254,7 +1259,7 @@ static int sweep_step(struct cache *c, MDB_txn *txn, void *ctx)
 	/* The pass is over: its sources have no values left. */
 	size_t keep = 0;
 	for (size_t i = 0; i < ndead; i++)
-		if (!bsearch(&dead[i], cover, ncover, sizeof(*cover), u32_cmp))
+		if (!u32_in(dead[i], cover, ncover))
 			dead[keep++] = dead[i];
 	rc = meta_put_u32s(c, txn, "dead", NULL, 0, dead, keep);
 	if (rc == 0) {
