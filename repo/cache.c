@@ -88,9 +88,9 @@
 #define LOC_LEN (CAIRN_ID_LEN + 8 + 4 + 4 + 1)
 #define VAL_LEN (LOC_LEN + 4) /* location and source number */
 #define BLOBS_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
-/* cache_forget_indexes commits after this many deletions, so that a large
- * forget does not hold every dirty page of the map at once. */
-#define FORGET_TXN 50000
+/* A sweep step commits after this many deletions, so that a large sweep
+ * does not hold every dirty page of the map at once. */
+#define SWEEP_TXN 50000
 #define SWEEP_MIN 1000 /* values a sweep step looks at, at least */
 #define LOCK_NAME "cairn.lock"
 #define LOCK_USERS 0   /* bytes of the lock file, see the top comment */
@@ -1222,7 +1222,7 @@ static int sweep_step(struct cache *c, MDB_txn *txn, void *ctx)
 	} else {
 		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	}
-	for (; rc == 0 && seen < w->budget && n < FORGET_TXN;
+	for (; rc == 0 && seen < w->budget && n < SWEEP_TXN;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), seen++) {
 		if (k.mv_size != CAIRN_ID_LEN || v.mv_size != VAL_LEN) {
 			rc = MDB_CORRUPTED;
@@ -1292,10 +1292,10 @@ int cache_sweep(struct cache *c, size_t budget, uint64_t *removed, int *done,
 	if (!c->ndead)
 		return 0;
 	memset(&w, 0, sizeof(w));
-	w.del = malloc((size_t)FORGET_TXN * (CAIRN_ID_LEN + VAL_LEN));
+	w.del = malloc((size_t)SWEEP_TXN * (CAIRN_ID_LEN + VAL_LEN));
 	if (!w.del)
 		return cairn_err_set(err, CAIRN_ENOMEM, "out of memory");
-	/* Steps of at most FORGET_TXN deletions each, until the budget. */
+	/* Steps of at most SWEEP_TXN deletions each, until the budget. */
 	size_t left = budget < SWEEP_MIN ? SWEEP_MIN : budget;
 	while (!w.done && left > 0 && rc == 0) {
 		w.budget = left;

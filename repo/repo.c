@@ -649,8 +649,16 @@ int repo_sync_index(struct repo *r, struct cairn_err *err)
 		}
 	}
 	/* A bounded share of deleting what forgotten objects left behind, so
-	 * that no one command pays for a whole walk of the cache. */
-	rc = repo_sweep_cache(r, SWEEP_PER_SYNC, err);
+	 * that no one command pays for a whole walk of the cache.  Only
+	 * housekeeping (reads already skip those locations): a sweep that
+	 * fails, say on a full cache disk, must not fail the command. */
+	struct cairn_err se;
+	if (repo_sweep_cache(r, SWEEP_PER_SYNC, &se)) {
+		char msg[sizeof(se.msg) + 64];
+		snprintf(msg, sizeof(msg), "cache sweep left for later: %s", se.msg);
+		note(r, msg);
+	}
+	rc = 0;
 out:
 	strlist_free(l.names, l.n);
 	return rc;
